@@ -1,0 +1,235 @@
+"""The kernel-resident model cache: each model is loaded once, lazily, placed on the device the first
+time a call needs it, and evicted least-recently-used first when a memory budget would be exceeded.
+
+`get` loads; `use` also places the model and pins it for the duration of a call, so eviction never
+takes a model away from a running call.
+"""
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import devices, memory
+from .errors import CreativeError, ModelInUse
+
+
+@dataclass(eq=False)
+class Entry:
+    spec: object
+    task: str
+    obj: object = None
+    device: str = "cpu"
+    dtype: str = "-"
+    nbytes: int = 0
+    last_used: float = 0.0
+    users: int = 0
+    load_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self):
+        return self.spec.name
+
+    @property
+    def loaded(self):
+        return self.obj is not None
+
+
+class ModelCache:
+    """One per kernel (see `session.current()`).
+
+    resolver(task, ref) -> ModelSpec; loader(spec, dtype) -> model object (on the CPU);
+    settings gives device, dtype and memory_budget_gb.
+    """
+
+    def __init__(self, settings, resolver, loader):
+        self.settings = settings
+        self.resolver = resolver
+        self.loader = loader
+        self._entries = {}  # spec.key -> Entry
+        self._stats = {}  # spec.key -> {"loads": n, "hits": n}, kept across evictions
+        self._lock = threading.RLock()
+
+    # -- lookup and loading -------------------------------------------------------------
+
+    def resolve(self, task, ref):
+        return self.resolver(task, ref)
+
+    def get(self, task, ref):
+        """The model for (task, ref), loaded once; later calls are hits and load nothing."""
+        return self._entry(task, ref).obj
+
+    def _entry(self, task, ref):
+        spec = self.resolve(task, ref)
+        with self._lock:
+            entry = self._entries.get(spec.key)
+            if entry is None:
+                entry = self._entries[spec.key] = Entry(spec=spec, task=task)
+            stats = self._stats.setdefault(spec.key, {"loads": 0, "hits": 0})
+        with entry.load_lock:
+            if entry.loaded:
+                with self._lock:
+                    stats["hits"] += 1
+                    entry.last_used = time.monotonic()
+                return entry
+            device = devices.resolve_device(self.settings.device)
+            dtype = devices.resolve_dtype(self.settings.dtype, device, self._preferred_dtype(spec))
+            try:
+                obj = self.loader(spec, dtype)
+            except BaseException:
+                with self._lock:  # a failed or interrupted load leaves no trace behind
+                    if self._entries.get(spec.key) is entry and not entry.loaded:
+                        del self._entries[spec.key]
+                raise
+            size = memory.nbytes(obj)
+            with self._lock:
+                self._make_room("cpu", size, keep=entry)
+                entry.obj = obj
+                entry.device, entry.dtype = memory.placement(obj)
+                entry.device = "cpu" if entry.device.startswith("cpu") else entry.device
+                entry.nbytes = size
+                entry.last_used = time.monotonic()
+                stats["loads"] += 1
+                if self._entries.get(spec.key) is not entry:  # evicted with "all" while loading
+                    self._entries[spec.key] = entry
+            return entry
+
+    @staticmethod
+    def _preferred_dtype(spec):
+        return {"causal_lm": "bfloat16", "vgg": "float32"}.get(spec.family, "float16")
+
+    # -- placement -----------------------------------------------------------------------
+
+    @contextmanager
+    def use(self, task, ref):
+        """Yield the model placed on the configured device, pinned against eviction until the block ends."""
+        entry = self._entry(task, ref)
+        with self._lock:
+            entry.users += 1
+        try:
+            device = devices.resolve_device(self.settings.device)
+            dtype = devices.resolve_dtype(self.settings.dtype, device, self._preferred_dtype(entry.spec))
+            with self._lock:
+                self._place(entry, device, dtype)
+                entry.last_used = time.monotonic()
+            yield entry.obj
+        finally:
+            with self._lock:
+                entry.users -= 1
+                entry.last_used = time.monotonic()
+
+    def _place(self, entry, device, dtype):
+        dtype_name = str(dtype).replace("torch.", "")
+        if entry.device == device and entry.dtype == dtype_name:
+            return
+        before = entry.device
+        if devices.is_accelerator(device):
+            self._make_room(device, entry.nbytes, keep=entry)
+        entry.obj = entry.obj.to(device=device, dtype=dtype)
+        entry.device, entry.dtype = device, dtype_name
+        entry.nbytes = memory.nbytes(entry.obj)
+        if devices.is_accelerator(before) and before != device:
+            devices.release_memory(before)
+
+    def budget_bytes(self, device):
+        gb = self.settings.memory_budget_gb
+        if gb:
+            return int(gb * 2**30)
+        share = 0.9 if devices.is_accelerator(device) else 0.5
+        return int(devices.total_memory_bytes(device) * share)
+
+    def _make_room(self, device, needed, keep):
+        """Evict least recently used models from `device` until `needed` more bytes fit its budget.
+
+        From a GPU they move to the CPU (still warm); from the CPU they are dropped. Pinned models stay.
+        """
+        budget = self.budget_bytes(device)
+        resident = [e for e in self._entries.values() if e.loaded and e.device == device and e is not keep]
+        used = sum(e.nbytes for e in resident)
+        if used + needed <= budget:
+            return
+        freed = False
+        for victim in sorted(resident, key=lambda e: e.last_used):
+            if victim.users:
+                continue
+            if devices.is_accelerator(device):
+                self._make_room("cpu", victim.nbytes, keep=victim)
+                victim.obj = victim.obj.to(device="cpu")
+                victim.device = "cpu"
+            else:
+                self._drop(victim)
+            used -= victim.nbytes
+            freed = True
+            if used + needed <= budget:
+                break
+        if freed:
+            devices.release_memory(device)
+
+    def _drop(self, entry):
+        entry.obj = None
+        if self._entries.get(entry.spec.key) is entry:
+            del self._entries[entry.spec.key]
+
+    # -- user commands -------------------------------------------------------------------
+
+    def entries(self):
+        with self._lock:
+            return [e for e in self._entries.values() if e.loaded]
+
+    def find(self, name):
+        """Entries whose alias, hub id or folder is `name`."""
+        return [e for e in self.entries() if name in (e.spec.name, e.spec.source)]
+
+    def evict(self, name="all"):
+        """Drop warm models by name (or all of them) and give their memory back. Returns the names dropped."""
+        with self._lock:
+            victims = self.entries() if name == "all" else self.find(name)
+            if not victims:
+                raise CreativeError(f"no warm model named {name!r}; %creative models lists them")
+            busy = [e.name for e in victims if e.users]
+            if busy and name != "all":
+                raise ModelInUse(f"{busy[0]!r} is in use by a running call; evict it when the call ends")
+            dropped = []
+            touched = set()
+            for entry in victims:
+                if entry.users:
+                    continue
+                touched.add(entry.device)
+                self._drop(entry)
+                dropped.append(entry.name)
+        for device in touched:
+            devices.release_memory(device)
+        return dropped
+
+    def move_all(self, device):
+        """Move every warm model that no call is using to `device` (in that device's precision)."""
+        device = devices.resolve_device(device)
+        with self._lock:
+            for entry in self.entries():
+                if entry.users:
+                    continue
+                dtype = devices.resolve_dtype(self.settings.dtype, device, self._preferred_dtype(entry.spec))
+                self._place(entry, device, dtype)
+        return device
+
+    def table(self):
+        """Rows for `%creative models`: name, task, device, dtype, size MB, loads, hits, last used (s ago)."""
+        now = time.monotonic()
+        rows = []
+        with self._lock:
+            for entry in sorted(self.entries(), key=lambda e: -e.last_used):
+                stats = self._stats.get(entry.spec.key, {"loads": 0, "hits": 0})
+                rows.append(
+                    {
+                        "name": entry.name,
+                        "task": entry.task,
+                        "device": entry.device,
+                        "dtype": entry.dtype,
+                        "size_mb": round(entry.nbytes / 2**20, 1),
+                        "loads": stats["loads"],
+                        "hits": stats["hits"],
+                        "last_used_s": round(now - entry.last_used, 1),
+                        "in_use": entry.users > 0,
+                    }
+                )
+        return rows

@@ -1,0 +1,13 @@
+"""Errors a person can cause. The magics show them as one line, never a traceback."""
+
+
+class CreativeError(Exception):
+    """Something the user can fix: a bad flag value, an unknown model, a missing image."""
+
+
+class ModelNotAvailable(CreativeError):
+    """The model cannot be loaded here (not cached and the hub is unreachable, or no such model)."""
+
+
+class ModelInUse(CreativeError):
+    """A model cannot be evicted while a running call is using it."""

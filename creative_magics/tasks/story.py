@@ -1,0 +1,272 @@
+"""Stories and poems from a causal language model, streamed token by token.
+
+Instruct models (with a chat template) get the prompt as a user message, after an optional system
+message; base models continue the prompt. Sampling runs through `model.generate`, so a seed and the
+recorded parameters reproduce the text exactly.
+"""
+
+import codecs
+import time
+
+from .. import seeds
+from ..errors import CreativeError
+from ..results import StoryResult
+
+# Used when neither the user, the panel, %config nor the model's generation_config give a value.
+HOUSE_DEFAULTS = {
+    "temperature": 0.8,
+    "top_p": 0.95,
+    "top_k": 50,
+    "min_p": 0.0,
+    "repetition_penalty": 1.1,
+    "no_repeat_ngram": 0,
+    "max_new_tokens": 200,
+    "min_new_tokens": 0,
+}
+SAMPLING = ("temperature", "top_p", "top_k", "min_p")
+# our name -> transformers GenerationConfig name
+GENERATE_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repetition_penalty": "repetition_penalty",
+    "no_repeat_ngram": "no_repeat_ngram_size",
+    "max_new_tokens": "max_new_tokens",
+    "min_new_tokens": "min_new_tokens",
+}
+OPTIONS = ("model", "seed", "n", "system", "stop", "greedy", "stream")
+PARAMS = tuple(HOUSE_DEFAULTS) + OPTIONS
+MAX_SAMPLES = 16
+STREAM_INTERVAL_S = 0.05
+
+
+def model_defaults(model):
+    """The sampling values the model's own generation_config sets (those differing from the library's)."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return {}
+    given = config.to_diff_dict()
+    return {ours: given[theirs] for ours, theirs in GENERATE_NAMES.items() if given.get(theirs) is not None}
+
+
+def context_length(model):
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check(values):
+    """Raise CreativeError, one line, for a value no model accepts. Values not given (None) pass."""
+    rules = (
+        ("temperature", lambda x: x >= 0, "temperature must be >= 0 (0 means greedy)"),
+        ("top_p", lambda x: 0 < x <= 1, "top-p must be in (0, 1]"),
+        ("top_k", lambda x: x >= 0, "top-k must be >= 0 (0 turns it off)"),
+        ("min_p", lambda x: 0 <= x <= 1, "min-p must be in [0, 1]"),
+        ("repetition_penalty", lambda x: x > 0, "repetition-penalty must be > 0 (1 = none)"),
+        ("no_repeat_ngram", lambda x: x >= 0, "no-repeat-ngram must be >= 0"),
+        ("max_new_tokens", lambda x: x >= 1, "max-new-tokens must be at least 1"),
+        ("min_new_tokens", lambda x: x >= 0, "min-new-tokens must be >= 0"),
+        ("n", lambda x: 1 <= x <= MAX_SAMPLES, f"-n must be between 1 and {MAX_SAMPLES}"),
+    )
+    for name, ok, message in rules:
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CreativeError(f"{name.replace('_', '-')} must be a number, not {value!r}")
+        if not ok(value):
+            raise CreativeError(f"{message}, not {value}")
+    if values.get("min_new_tokens") and values.get("max_new_tokens") and values["min_new_tokens"] > values["max_new_tokens"]:
+        raise CreativeError(
+            f"min-new-tokens ({values['min_new_tokens']}) cannot exceed max-new-tokens ({values['max_new_tokens']})"
+        )
+    if (values.get("greedy") or values.get("temperature") == 0) and (values.get("n") or 1) > 1:
+        raise CreativeError("greedy decoding always gives the same text; drop -n or --greedy")
+
+
+def stop_strings(stop):
+    """Stop strings as typed on a magic line: `\\n` means a newline."""
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        stop = [stop]
+    out = []
+    for item in stop:
+        text = codecs.decode(str(item), "unicode_escape") if "\\" in str(item) else str(item)
+        if not text:
+            raise CreativeError("a --stop string cannot be empty")
+        out.append(text)
+    return out
+
+
+def encode(text_model, prompt, system):
+    """Token ids for the model: a chat turn for instruct models, the plain prompt for base models."""
+    tokenizer = text_model.tokenizer
+    if text_model.is_chat:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        return dict(encoded)
+    if system:
+        raise CreativeError("--system needs an instruct model (one with a chat template); this is a base model that continues text")
+    return dict(tokenizer(prompt, return_tensors="pt"))
+
+
+def generate_kwargs(values, tokenizer):
+    """The keyword arguments for `model.generate` that the recorded values stand for."""
+    sample = not values["greedy"] and values["temperature"] > 0
+    kwargs = {
+        "do_sample": sample,
+        "max_new_tokens": values["max_new_tokens"],
+        "min_new_tokens": values["min_new_tokens"],
+        "repetition_penalty": values["repetition_penalty"],
+        "no_repeat_ngram_size": values["no_repeat_ngram"],
+        "num_return_sequences": values["n"],
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if sample:
+        kwargs.update(temperature=values["temperature"], top_p=values["top_p"], top_k=values["top_k"])
+        if values["min_p"]:
+            kwargs["min_p"] = values["min_p"]
+    else:
+        # Greedy: neutralise sampling values a model's generation_config may carry, so none warns.
+        kwargs.update(temperature=None, top_p=None, top_k=None, min_p=None)
+    if values["stop"]:
+        kwargs.update(stop_strings=values["stop"], tokenizer=tokenizer)
+    return kwargs
+
+
+class _Collector:
+    """A transformers streamer that keeps each sample's new tokens and reports the texts as they grow."""
+
+    def __init__(self, tokenizer, n, on_text=None, shown_prompt=""):
+        self.tokenizer = tokenizer
+        self.tokens = [[] for _ in range(n)]
+        self.done = [False] * n
+        self.on_text = on_text
+        self.shown_prompt = shown_prompt
+        self.prompt_seen = False
+        self.last_report = 0.0
+        eos = tokenizer.eos_token_id
+        self.eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+
+    def put(self, value):
+        if not self.prompt_seen:  # generate() first hands over the prompt
+            self.prompt_seen = True
+            return
+        for index, token in enumerate(value.reshape(-1).tolist()):
+            if self.done[index]:
+                continue
+            self.tokens[index].append(token)
+            if token in self.eos:
+                self.done[index] = True
+        if self.on_text is not None and time.monotonic() - self.last_report >= STREAM_INTERVAL_S:
+            self.report()
+
+    def end(self):
+        pass
+
+    def texts(self):
+        return [self.tokenizer.decode(tokens, skip_special_tokens=True) for tokens in self.tokens]
+
+    def report(self):
+        self.last_report = time.monotonic()
+        self.on_text(StoryResult(texts=self.texts(), recipe={}, shown_prompt=self.shown_prompt))
+
+
+def add_eos_ids(model, tokenizer):
+    """Chat models often end a turn with a token other than the tokenizer's eos; generation_config knows it."""
+    ids = model.generation_config.eos_token_id
+    return ids if ids is not None else tokenizer.eos_token_id
+
+
+def cut_at_stops(text, stops):
+    cut = min((text.find(s) for s in stops if s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+def write(text_model, prompt, values, sources=None, model_name="", on_text=None):
+    """Generate from `prompt` with merged `values` (see PARAMS; None = not given). Returns a StoryResult.
+
+    on_text(result) gets a partial StoryResult as the samples grow (streaming), at most every 50 ms.
+    Ctrl-C stops within a token: the partial texts are returned with `interrupted=True`.
+    """
+    import torch
+
+    prompt = prompt.strip("\n")
+    if not prompt.strip():
+        raise CreativeError("the prompt is empty: write it in the cell body")
+    model, tokenizer = text_model.model, text_model.tokenizer
+    values, sources = dict(values), dict(sources or {})
+    for layer, source in ((model_defaults(model), "model"), (HOUSE_DEFAULTS, "default")):
+        for name, value in layer.items():
+            if values.get(name) is None:
+                values[name], sources[name] = value, source
+    values["n"] = int(values.get("n") or 1)
+    values["greedy"] = bool(values.get("greedy"))
+    values["stop"] = stop_strings(values.get("stop"))
+    check(values)
+    seed = seeds.choose(values.get("seed"))
+    system = values.get("system") or None
+
+    inputs = encode(text_model, prompt, system)
+    prompt_tokens = inputs["input_ids"].shape[1]
+    context = context_length(model)
+    if context and prompt_tokens + values["max_new_tokens"] > context:
+        room = context - prompt_tokens
+        hint = f"use --max-new-tokens {room} or less" if room > 0 else "shorten the prompt"
+        raise CreativeError(
+            f"max-new-tokens {values['max_new_tokens']} is beyond the model's context: the prompt takes {prompt_tokens} "
+            f"of its {context} tokens; {hint}"
+        )
+    device = model.device
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    kwargs = generate_kwargs(values, tokenizer)
+    shown_prompt = "" if text_model.is_chat else prompt
+    stream = on_text if values.get("stream", True) is not False else None
+    collector = _Collector(tokenizer, values["n"], stream, shown_prompt)
+    collector.eos = set(_as_list(add_eos_ids(model, tokenizer))) - {None}
+    interrupted = False
+    output = None
+    try:
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            output = model.generate(**inputs, **kwargs, streamer=collector)
+    except KeyboardInterrupt:
+        interrupted = True
+    if output is not None:
+        texts = tokenizer.batch_decode(output[:, prompt_tokens:], skip_special_tokens=True)
+    else:
+        texts = collector.texts()
+    texts = [cut_at_stops(text, values["stop"]) for text in texts]
+
+    used = {name: values[name] for name in HOUSE_DEFAULTS}
+    if not kwargs["do_sample"]:
+        for name in SAMPLING:
+            used.pop(name)
+    used.update(n=values["n"], greedy=not kwargs["do_sample"], stop=values["stop"])
+    recipe = {
+        "task": "story",
+        "model": model_name,
+        "seed": seed,
+        "prompt": prompt,
+        "system": system,
+        "params": used,
+        "sources": {name: sources.get(name, "default") for name in used},
+    }
+    if interrupted:
+        recipe["interrupted"] = True
+    return StoryResult(
+        texts=texts,
+        recipe=recipe,
+        prompt=prompt,
+        shown_prompt=shown_prompt,
+        interrupted=interrupted,
+    )
+
+
+def _as_list(value):
+    return value if isinstance(value, (list, tuple)) else [value]
