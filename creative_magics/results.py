@@ -25,6 +25,9 @@ class StoryResult:
     def _repr_markdown_(self):
         return self.markdown()
 
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
     def __str__(self):
         return self.text
 

@@ -13,9 +13,20 @@ def rich_frontend():
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-class StoryView:
-    """One output area that shows a story as it is written, then the finished Markdown.
+_EMPTY = {"text/plain": "", "text/markdown": ""}
 
+
+def _bundle(result):
+    # A raw bundle: IPython's Markdown() would read a text that names a file ("." say) from disk.
+    return {"text/markdown": result.markdown(), "text/plain": as_text(result)}
+
+
+class StoryView:
+    """Shows a story as it is written, then the finished Markdown.
+
+    In a notebook the live text goes to a display updated in place; when done, that display is
+    emptied and the finished story shown as a new output. Tools that ignore display updates (nbval)
+    thus see an empty placeholder and the final story, never a partial text that depends on timing.
     Nothing is displayed before the first text arrives, so a bad flag leaves no empty output.
     """
 
@@ -26,13 +37,11 @@ class StoryView:
 
     def update(self, result):
         if self.rich:
-            from IPython.display import Markdown, display
+            from IPython.display import display
 
-            markdown = Markdown(result.markdown())
             if self.handle is None:
-                self.handle = display(markdown, display_id=True)
-            else:
-                self.handle.update(markdown)
+                self.handle = display(_EMPTY, raw=True, display_id=True)
+            self.handle.update(_bundle(result), raw=True)
         elif len(result.texts) == 1:  # terminal: print what is new; several samples print when complete
             if self.printed is None:
                 sys.stdout.write(result.shown_prompt)
@@ -43,12 +52,17 @@ class StoryView:
             self.printed = text
 
     def finish(self, result):
-        if self.rich or len(result.texts) == 1:
+        if self.rich:
+            from IPython.display import display
+
+            if self.handle is not None:
+                self.handle.update(_EMPTY, raw=True)
+            display(_bundle(result), raw=True)
+        elif len(result.texts) == 1:
             self.update(result)
-            if not self.rich:
-                sys.stdout.write("\n(stopped)\n" if result.interrupted else "\n")
-            return
-        print(as_text(result))
+            sys.stdout.write("\n(stopped)\n" if result.interrupted else "\n")
+        else:
+            print(as_text(result))
 
 
 def as_text(result):

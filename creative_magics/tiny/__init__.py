@@ -12,7 +12,7 @@ import threading
 from ..paths import home
 
 # Bump when a builder changes, so old builds are not reused.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 BUILDERS = {
     "tiny-gpt2": "creative_magics.tiny.text:build_base",

@@ -36,6 +36,19 @@ def _tokenizer(chat):
     return tokenizer
 
 
+def _unprintable(tokenizer):
+    """Byte tokens that alone decode to control characters or broken UTF-8. The tiny model's
+    generation_config suppresses them, so its (random) text stays printable."""
+    import unicodedata
+
+    out = []
+    for index in range(len(tokenizer)):
+        text = tokenizer.decode([index])
+        if "\ufffd" in text or any(unicodedata.category(ch) == "Cc" and ch != "\n" for ch in text):
+            out.append(index)
+    return out
+
+
 def _build(dest, chat):
     import torch
     from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
@@ -61,9 +74,14 @@ def _build(dest, chat):
             do_sample=True,
             temperature=0.7,
             top_p=0.9,
+            suppress_tokens=_unprintable(tokenizer),
         )
     else:
-        model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        model.generation_config = GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            suppress_tokens=_unprintable(tokenizer),
+        )
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
 
