@@ -1,0 +1,479 @@
+"""Pictures from text, or from an image and text, with a diffusers pipeline.
+
+The cached text-to-image pipeline is never changed. Each call runs a *view* of it made once with
+`from_pipe` and kept while the pipeline lives: image-to-image, another scheduler, no safety checker.
+Views share the weights, so they cost no memory and swapping the scheduler loads nothing.
+
+Seeds work as in the Stable Diffusion web UIs: image i of a batch uses seed + i, through a CPU
+`torch.Generator` per image, so a call equals the plain pipeline call with those generators.
+"""
+
+import functools
+import inspect
+import math
+import time
+import weakref
+
+from .. import seeds as seeds_module
+from ..errors import CreativeError
+from ..models import BUILTIN_ALIASES
+from ..results import ImageResult
+
+# our name -> the diffusers scheduler class; "default" is the model's own
+SCHEDULERS = {
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "ddim": "DDIMScheduler",
+    "lcm": "LCMScheduler",
+}
+SCHEDULER_NAMES = ("default", *SCHEDULERS)
+
+# Each model's recommended settings (its model card), keyed by hub id.
+_TURBO = {"steps": 1, "guidance": 0.0, "width": 512, "height": 512, "img2img": {"steps": 2, "strength": 0.5}}
+MODEL_DEFAULTS = {
+    "stabilityai/sd-turbo": _TURBO,
+    "stabilityai/sdxl-turbo": _TURBO,
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": {"steps": 25, "guidance": 7.5, "width": 512, "height": 512},
+    "runwayml/stable-diffusion-v1-5": {"steps": 25, "guidance": 7.5, "width": 512, "height": 512},
+    "stabilityai/stable-diffusion-xl-base-1.0": {"steps": 30, "guidance": 5.0, "width": 1024, "height": 1024},
+}
+# Used when neither the user, the panel, %config nor the model give a value.
+HOUSE_DEFAULTS = {"steps": 25, "guidance": 7.5, "strength": 0.75, "n": 1, "negative": "", "scheduler": "default"}
+
+PARAMS = ("model", "negative", "steps", "guidance", "width", "height", "seed", "n", "scheduler", "init", "strength", "save")
+RECIPE_ONLY = ("batch_pos",)  # set by a recipe read from one image of a batch
+MIN_SIZE, MAX_SIZE = 64, 2048
+MAX_STEPS = 500
+MAX_GUIDANCE = 50.0
+MAX_IMAGES = 16
+PREVIEWS_PER_RUN = 10  # a preview every total/10 steps ...
+PREVIEW_MIN_INTERVAL_S = 0.25  # ... and at most this often
+
+
+def check(values):
+    """Raise CreativeError, one line, for a value no model accepts. Values not given (None) pass."""
+    for name in ("width", "height"):
+        value = values.get(name)
+        if value is None:
+            continue
+        _whole(name, value)
+        if value % 8 or not MIN_SIZE <= value <= MAX_SIZE:
+            raise CreativeError(f"--{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, not {value}")
+    rules = (
+        ("steps", lambda x: 1 <= x <= MAX_STEPS, f"--steps must be from 1 to {MAX_STEPS}"),
+        ("n", lambda x: 1 <= x <= MAX_IMAGES, f"-n must be from 1 to {MAX_IMAGES}"),
+    )
+    for name, ok, message in rules:
+        value = values.get(name)
+        if value is not None and not ok(_whole(name, value)):
+            raise CreativeError(f"{message}, not {value}")
+    guidance = values.get("guidance")
+    if guidance is not None and not 0 <= _number("guidance", guidance) <= MAX_GUIDANCE:
+        raise CreativeError(f"--guidance must be from 0 to {MAX_GUIDANCE:g} (0-1 = no guidance), not {guidance}")
+    strength = values.get("strength")
+    if strength is not None:
+        if not 0 < _number("strength", strength) <= 1:
+            raise CreativeError(f"--strength must be in (0, 1] (how much of the init image is repainted), not {strength}")
+        if values.get("init") is None:
+            raise CreativeError("--strength is for image-to-image: add --init IMAGE")
+    scheduler = values.get("scheduler")
+    if scheduler is not None and scheduler not in SCHEDULER_NAMES:
+        raise CreativeError(f"unknown scheduler {scheduler!r}; choose from {', '.join(SCHEDULER_NAMES)}")
+    negative = values.get("negative")
+    if negative is not None and not isinstance(negative, str):
+        raise CreativeError(f"--negative must be text, not {negative!r}")
+    if values.get("seed") is not None:
+        seeds_module.choose(values["seed"])
+    pos = values.get("batch_pos")
+    if pos is not None and not (isinstance(pos, int) and 0 <= pos < (values.get("n") or 1)):
+        raise CreativeError(f"the recipe's batch position {pos!r} is outside its batch of {values.get('n') or 1}")
+
+
+def _whole(name, value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CreativeError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+def _number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CreativeError(f"{name} must be a number, not {value!r}")
+    return value
+
+
+def recommended(spec):
+    """The model card's settings for `spec` (by hub id, or by the alias a tiny stand-in replaces)."""
+    source = spec.source
+    if spec.kind == "tiny" and spec.name in BUILTIN_ALIASES:
+        source = BUILTIN_ALIASES[spec.name].source
+    return dict(MODEL_DEFAULTS.get(source, {}))
+
+
+def native_size(pipe):
+    """The size a pipeline makes when given none (its UNet/transformer sample size x the VAE factor)."""
+    sample = getattr(pipe, "default_sample_size", None)
+    if sample is None:
+        unet = getattr(pipe, "unet", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    factor = getattr(pipe, "vae_scale_factor", 8) or 8
+    if isinstance(sample, (tuple, list)):
+        sample = sample[0]
+    return int(sample * factor) if sample else 512
+
+
+def fit_size(init_size, width, height, default_area):
+    """Width and height for image-to-image: what was asked, the rest from the init image's aspect ratio,
+    scaled to the model's usual area when neither is given; multiples of 8 within the limits."""
+    iw, ih = init_size
+    if width is None and height is None:
+        scale = math.sqrt(default_area / (iw * ih))
+        width, height = iw * scale, ih * scale
+    elif width is None:
+        width = height * iw / ih
+    elif height is None:
+        height = width * ih / iw
+    if min(width, height) < MIN_SIZE:  # keep the shape within the limits where it can be kept
+        width, height = width * MIN_SIZE / min(width, height), height * MIN_SIZE / min(width, height)
+    if max(width, height) > MAX_SIZE:
+        width, height = width * MAX_SIZE / max(width, height), height * MAX_SIZE / max(width, height)
+    return tuple(int(min(MAX_SIZE, max(MIN_SIZE, round(v / 8) * 8))) for v in (width, height))
+
+
+# -- pipeline views -----------------------------------------------------------------------
+
+_views = weakref.WeakKeyDictionary()  # cached pipeline -> {(mode, scheduler, safety): view, "offloaded": view}
+
+
+def scheduler_class_name(scheduler):
+    return type(scheduler).__name__
+
+
+def our_scheduler_name(scheduler):
+    """Our name for a scheduler object, or 'default' when it is none of ours."""
+    name = scheduler_class_name(scheduler)
+    return next((ours for ours, cls in SCHEDULERS.items() if cls == name), "default")
+
+
+def allowed_schedulers(pipe):
+    """The names this model can run: its own, those diffusers lists as compatible, and lcm for LCM models."""
+    own = pipe.scheduler
+    compatible = {cls.__name__ for cls in getattr(own, "compatibles", [])} | {scheduler_class_name(own)}
+    allowed = ["default"]
+    for name, cls in SCHEDULERS.items():
+        if name == "lcm":
+            if _is_lcm(pipe):
+                allowed.append(name)
+        elif cls in compatible:
+            allowed.append(name)
+    return allowed
+
+
+def _is_lcm(pipe):
+    if scheduler_class_name(pipe.scheduler) == "LCMScheduler":
+        return True
+    unet = getattr(pipe, "unet", None)
+    if unet is not None and getattr(unet.config, "time_cond_proj_dim", None):
+        return True  # an LCM-distilled UNet (guidance embedding)
+    try:
+        adapters = pipe.get_list_adapters() if hasattr(pipe, "get_list_adapters") else {}
+    except (ValueError, AttributeError):
+        adapters = {}
+    return any("lcm" in name.lower() for names in adapters.values() for name in names)
+
+
+def make_scheduler(pipe, name):
+    """The scheduler `name` built from the model's own scheduler config (its own object for 'default' or its class)."""
+    import diffusers
+
+    own = pipe.scheduler
+    if name == "default" or SCHEDULERS[name] == scheduler_class_name(own):
+        return own
+    return getattr(diffusers, SCHEDULERS[name]).from_config(own.config)
+
+
+def view(pipe, mode="txt2img", scheduler="default", safety=True):
+    """The pipeline to run for `mode` ('txt2img' or 'img2img') with `scheduler`, sharing `pipe`'s weights."""
+    views = _views.setdefault(pipe, {})
+    key = (mode, scheduler, bool(safety) or not has_safety_checker(pipe))
+    found = views.get(key)
+    if found is not None:
+        return found
+    if scheduler not in allowed_schedulers(pipe):
+        allowed = ", ".join(allowed_schedulers(pipe))
+        hint = " (lcm needs an LCM-distilled model or an LCM LoRA)" if scheduler == "lcm" else ""
+        raise CreativeError(f"this model cannot use the {scheduler!r} scheduler{hint}; it can use {allowed}")
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+    from diffusers.utils import logging as diffusers_logging
+
+    overrides = {}
+    chosen = make_scheduler(pipe, scheduler)
+    if chosen is not pipe.scheduler:
+        overrides["scheduler"] = chosen
+    if not key[2]:
+        overrides["safety_checker"] = None
+        if "requires_safety_checker" in pipe.config:
+            overrides["requires_safety_checker"] = False
+    auto = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForText2Image
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # from_pipe chatters about disabled safety checkers
+    try:
+        # The Auto classes' from_pipe shares the modules as they are (the pipeline classes' own
+        # from_pipe would cast them to float32 unless given a dtype).
+        made = auto.from_pipe(pipe, **overrides)
+    except ValueError as err:
+        raise CreativeError(f"this model has no {mode.replace('2', '-to-')} pipeline in diffusers: {err}") from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    made.set_progress_bar_config(disable=True)  # the view draws its own bar
+    views[key] = made
+    return made
+
+
+@functools.lru_cache(maxsize=None)
+def call_parameters(pipeline_class):
+    """The names a pipeline class's __call__ takes (some take no negative prompt)."""
+    return frozenset(inspect.signature(pipeline_class.__call__).parameters)
+
+
+def has_safety_checker(pipe):
+    return getattr(pipe, "safety_checker", None) is not None
+
+
+def shares_weights(a, b):
+    """True when every tensor of `b`'s modules is one of `a`'s (no second copy in memory)."""
+    from ..memory import torch_modules
+
+    ptrs = lambda obj: {t.data_ptr() for m in torch_modules(obj) for t in [*m.parameters(), *m.buffers()]}
+    return ptrs(b) <= ptrs(a)
+
+
+def _set_offload(pipe, runner, device):
+    """Enable diffusers' model CPU offload on the view about to run (hooks live on the shared modules), or remove it."""
+    state = _views.setdefault(pipe, {})
+    holder = state.get("offloaded")
+    if device is not None:
+        if holder is not runner:
+            runner.enable_model_cpu_offload(device=device)
+            state["offloaded"] = runner
+    elif holder is not None:
+        holder.remove_all_hooks()
+        state["offloaded"] = None
+
+
+# -- one call -----------------------------------------------------------------------------
+
+
+class _Steps:
+    """The pipeline's step callback: counts steps, keeps the latest latents, reports progress and previews."""
+
+    def __init__(self, previewer, total, on_step=None, on_preview=None):
+        self.previewer = previewer
+        self.total = total
+        self.on_step = on_step
+        self.on_preview = on_preview if previewer.available else None
+        self.every = max(1, round(total / PREVIEWS_PER_RUN))
+        self.done = 0
+        self.latents = None
+        self.last_preview = 0.0
+
+    def __call__(self, pipe, index, timestep, tensors):
+        self.latents = tensors.get("latents")
+        self.done = index + 1
+        if self.on_step is not None:
+            self.on_step(self.done, self.total)
+        if self.on_preview is not None and self.done < self.total and self.done % self.every == 0:
+            now = time.monotonic()
+            if now - self.last_preview >= PREVIEW_MIN_INTERVAL_S:
+                self.last_preview = now
+                self.on_preview(self.previewer.images(self.latents), self.done, self.total)
+        return tensors
+
+    def previews(self, size):
+        """The last latents as full-size previews (what Ctrl-C leaves)."""
+        from PIL import Image
+
+        return [image.resize(size, Image.Resampling.BILINEAR) for image in self.previewer.images(self.latents)]
+
+
+def batch_seeds(first, n):
+    return [(first + i) % (seeds_module.MAX_SEED + 1) for i in range(n)]
+
+
+def generators(seeds):
+    """One CPU generator per image (reproducible on every device); a single one for a single image."""
+    import torch
+
+    made = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    return made[0] if len(made) == 1 else made
+
+
+def paint(
+    pipe,
+    prompt,
+    values,
+    sources=None,
+    *,
+    spec=None,
+    model_name="",
+    init=None,
+    safety=True,
+    offload_device=None,
+    on_step=None,
+    on_preview=None,
+):
+    """Make the pictures for `prompt` with merged `values` (see PARAMS; None = not given). Returns an ImageResult.
+
+    init: (PIL image, label, hash) for image-to-image. on_step(step, total) after each step;
+    on_preview(images, step, total) every few steps with cheap latent previews.
+    Ctrl-C stops within a step: the result holds the last previews, marked `interrupted`.
+    """
+    from .. import media
+    from ..previews import Previewer
+
+    prompt = prompt.strip("\n")
+    if not prompt.strip():
+        raise CreativeError("the prompt is empty: write it in the cell body")
+    values, sources = dict(values), dict(sources or {})
+    img2img = init is not None
+    model_layer = recommended(spec) if spec is not None else {}
+    if img2img:
+        model_layer.update(model_layer.pop("img2img", {}))
+    else:
+        model_layer.pop("img2img", None)
+    if spec is not None and spec.kind == "tiny" or "width" not in model_layer:
+        model_layer["width"] = model_layer["height"] = native_size(pipe)  # tiny stand-ins keep their own size
+    if img2img:  # the size follows the init image unless given
+        width, height = fit_size(init[0].size, values.get("width"), values.get("height"), model_layer["width"] * model_layer["height"])
+        for name, value in (("width", width), ("height", height)):
+            if values.get(name) is None:
+                values[name], sources[name] = value, "init image"
+    for layer, source in ((model_layer, "model"), (HOUSE_DEFAULTS, "default")):
+        for name, value in layer.items():
+            if values.get(name) is None and (img2img or name != "strength"):
+                values[name], sources[name] = value, source
+    if sources.get("scheduler") == "default":
+        sources["scheduler"] = "model"  # "default" is the model's own scheduler
+    check(values)
+    steps, strength = values["steps"], values.get("strength")
+    if img2img and int(steps * strength) < 1:
+        raise CreativeError(
+            f"--strength {strength:g} x --steps {steps} leaves no denoising step: use --steps {math.ceil(1 / strength)} or more"
+        )
+
+    runner = view(pipe, "img2img" if img2img else "txt2img", values["scheduler"], safety)
+    _set_offload(pipe, runner, offload_device)
+    notes = []
+    negative = values["negative"] or None
+    if negative and "negative_prompt" not in call_parameters(type(runner)):
+        raise CreativeError("this model takes no negative prompt: drop --negative")
+    if negative and values["guidance"] <= 1:
+        notes.append(f"--negative has no effect at guidance {values['guidance']:g}: it needs --guidance above 1")
+
+    n = values["n"]
+    pos = values.get("batch_pos")
+    seed = seeds_module.choose(values.get("seed"))
+    first = (seed - (pos or 0)) % (seeds_module.MAX_SEED + 1)
+    image_seeds = batch_seeds(first, n)
+    width, height = values["width"], values["height"]
+    kwargs = {
+        "prompt": prompt,
+        "num_inference_steps": steps,
+        "guidance_scale": values["guidance"],
+        "num_images_per_prompt": n,
+        "generator": generators(image_seeds),
+    }
+    if negative:
+        kwargs["negative_prompt"] = negative
+    init_label = init_hash = None
+    if img2img:
+        image, init_label, init_hash = init
+        kwargs["image"] = image if image.size == (width, height) else image.resize((width, height), _lanczos())
+        kwargs["strength"] = strength
+        total = min(int(steps * strength), steps)
+    else:
+        kwargs["width"], kwargs["height"] = width, height
+        total = steps
+    tracker = _Steps(Previewer(runner), total, on_step, on_preview)
+    kwargs["callback_on_step_end"] = tracker
+    kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
+
+    interrupted = False
+    output = None
+    try:
+        output = runner(**kwargs)
+    except KeyboardInterrupt:
+        interrupted = True
+
+    used = {
+        "negative": values["negative"],
+        "steps": steps,
+        "guidance": values["guidance"],
+        "width": width,
+        "height": height,
+        "n": n,
+        "scheduler": our_scheduler_name(runner.scheduler) if values["scheduler"] == "default" else values["scheduler"],
+    }
+    if img2img:
+        used.update(init=init_label, strength=strength)
+    recipe = {
+        "task": "paint",
+        "model": model_name,
+        "seed": first,
+        "prompt": prompt,
+        "params": used,
+        "sources": {name: sources.get(name, "default") for name in used},
+    }
+    if init_hash:
+        recipe["init_hash"] = init_hash
+    sampler = media.SAMPLER_NAMES.get(used["scheduler"]) or scheduler_class_name(runner.scheduler).replace("Scheduler", "")
+
+    if output is not None:
+        images = list(output.images)
+        flagged = getattr(output, "nsfw_content_detected", None) or []
+        for index, hit in enumerate(flagged):
+            if hit:
+                notes.append(
+                    f"image {index + 1} was blacked out by the model's safety checker "
+                    "(%config CreativeMagics.safety_checker = False turns it off)"
+                )
+    else:
+        images = tracker.previews((width, height))
+        recipe["interrupted"] = True
+        recipe["stopped_at_step"] = tracker.done
+    texts = [media.recipe_text(recipe, batch_pos=i, sampler=sampler) for i in range(len(images))]
+    images = [media.with_recipe_text(image, text) for image, text in zip(images, texts)]
+    shown_seeds = image_seeds
+    if pos is not None and len(images) == n:  # a recipe from one image of a batch: that image
+        images, shown_seeds = [images[pos]], [image_seeds[pos]]
+        recipe["seed"] = image_seeds[pos]
+        used["batch_pos"] = pos
+        recipe["sources"]["batch_pos"] = sources.get("batch_pos", "recipe")
+    return ImageResult(
+        images=images,
+        recipe=recipe,
+        seeds=shown_seeds,
+        prompt=prompt,
+        interrupted=interrupted,
+        steps_done=tracker.done,
+        steps_total=total,
+        notes=notes,
+    )
+
+
+def _lanczos():
+    from PIL import Image
+
+    return Image.Resampling.LANCZOS
+
+
+def oom_message(values, offloading):
+    size = f"{values.get('width')}x{values.get('height')}" if values.get("width") else "this size"
+    n = values.get("n") or 1
+    fewer = f", fewer images than -n {n}" if n > 1 else ""
+    if offloading:
+        return f"out of GPU memory at {size} even with the other models evicted and CPU offload on: try a smaller --width/--height{fewer}"
+    return (
+        f"out of GPU memory at {size} even with the other models evicted: try a smaller --width/--height{fewer}, "
+        "or %config CreativeMagics.cpu_offload = True"
+    )
