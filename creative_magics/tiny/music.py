@@ -69,6 +69,17 @@ def _config(vocab_size):
     return MusicgenConfig(text_encoder=text_encoder, audio_encoder=audio_encoder, decoder=decoder)
 
 
+def random_codebooks(model):
+    """EnCodec's codebooks are buffers that random initialisation leaves at zero, so every code would
+    decode to the same sound; random vectors make the audio depend on the codes that were generated."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+
+
 def build(dest):
     import torch
     from transformers import EncodecFeatureExtractor, GenerationConfig, MusicgenForConditionalGeneration, MusicgenProcessor
@@ -77,6 +88,9 @@ def build(dest):
     config = _config(len(tokenizer))
     torch.manual_seed(0)
     model = MusicgenForConditionalGeneration(config).eval()
+    random_codebooks(model)
+    with torch.no_grad():  # through the default 0.02 init the text weighs little; make the description audible
+        model.enc_to_dec_proj.weight.normal_(0.0, 5.0)
     model.generation_config = GenerationConfig(
         bos_token_id=CODEBOOK_SIZE,
         decoder_start_token_id=CODEBOOK_SIZE,
