@@ -1,0 +1,288 @@
+"""The gallery: `%creative gallery` / `creative_magics.gallery()`.
+
+Every result of the kernel session (pictures, stories, music, and kinds added later) as a
+thumbnail or a snippet, newest last, growing as results are made. Select one to see it large with
+its recipe, then load its parameters into the panel, make it what `last` means, or save it.
+"""
+
+import json
+import os
+import threading
+from html import escape
+
+import ipywidgets as widgets
+
+from ..errors import CreativeError
+from .common import prepare_frontend, show_in
+
+THUMB = 128
+SNIPPET_CHARS = 140
+DEFAULT_FOLDER = "creative_outputs"
+
+
+def image_of(result):
+    """The first picture of a result (PIL), or None."""
+    from PIL import Image
+
+    for name in ("image", "images"):
+        value = getattr(result, name, None)
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+        if isinstance(value, Image.Image):
+            return value
+    return None
+
+
+def thumbnail_png(image, size=THUMB):
+    import io
+
+    thumb = image.convert("RGB").copy()
+    thumb.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def waveform_png(samples, width=THUMB, height=48):
+    """A small waveform picture of audio samples (channels x samples, or samples), drawn with PIL."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim > 1:
+        data = data.mean(axis=0)
+    picture = Image.new("RGB", (width, height), (245, 245, 250))
+    draw = ImageDraw.Draw(picture)
+    middle = height / 2
+    if data.size:
+        peak = float(np.abs(data).max()) or 1.0
+        for column, chunk in enumerate(np.array_split(data, width)):
+            if chunk.size:
+                low, high = float(chunk.min()) / peak, float(chunk.max()) / peak
+                draw.line([(column, middle - high * (middle - 2)), (column, middle - low * (middle - 2))], fill=(60, 90, 200))
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def snippet(result):
+    text = getattr(result, "text", None)
+    if not isinstance(text, str):
+        text = str(result)
+    text = " ".join(text.split())
+    return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+
+
+def recipe_json(result):
+    recipe = getattr(result, "recipe", None)
+    if not isinstance(recipe, dict):
+        return "(no recipe)"
+    return json.dumps(recipe, indent=1, ensure_ascii=False, default=str)
+
+
+def label_of(index, result):
+    kind = getattr(result, "kind", None) or type(result).__name__
+    seed = (getattr(result, "recipe", None) or {}).get("seed")
+    return f"#{index + 1} {kind}" + (f" seed {seed}" if seed is not None else "")
+
+
+class Gallery(widgets.VBox):
+    """The session's results as tiles; `select(i)` shows one large, with its actions."""
+
+    def __init__(self, session):
+        prepare_frontend()
+        self.session = session
+        self.selected = None
+        self._closed = False
+        self._lock = threading.RLock()
+        self._shown = []  # results with a tile, in order
+        self.tiles = widgets.GridBox(
+            [], layout=widgets.Layout(grid_template_columns=f"repeat(auto-fill, {THUMB + 16}px)", grid_gap="8px")
+        )
+        self.empty = widgets.HTML("<i>No results yet: run %%story, %%paint, %%stylize or %%compose and they appear here.</i>")
+        self.title = widgets.HTML()
+        self.large = widgets.Output()
+        self.recipe = widgets.HTML()
+        self.panel_button = widgets.Button(description="load into panel", disabled=True)
+        self.last_button = widgets.Button(description="use as last", disabled=True)
+        self.folder = widgets.Text(value=DEFAULT_FOLDER, description="folder", layout=widgets.Layout(width="300px"))
+        self.save_button = widgets.Button(description="save", disabled=True)
+        self.status = widgets.HTML()
+        self.panel_button.on_click(lambda _: self._act(self.load_into_panel))
+        self.last_button.on_click(lambda _: self._act(self.use_as_last))
+        self.save_button.on_click(lambda _: self._act(self.save))
+        self.detail = widgets.VBox(
+            [
+                self.title,
+                self.large,
+                widgets.HBox([self.panel_button, self.last_button, self.folder, self.save_button]),
+                self.status,
+                self.recipe,
+            ]
+        )
+        super().__init__([self.empty, self.tiles, self.detail])
+        self.add_class("creative-magics-gallery")
+        self.refresh()
+        session.add_listener(self._new_result)
+
+    # -- tiles -----------------------------------------------------------------------------------
+
+    def refresh(self):
+        """Add tiles for results made since the last refresh."""
+        with self._lock:
+            known = {id(result) for result in self._shown}
+            fresh = [result for result in list(self.session.results) if id(result) not in known]
+            if not fresh:
+                return
+            tiles = list(self.tiles.children)
+            for result in fresh:
+                tiles.append(self._tile(len(self._shown), result))
+                self._shown.append(result)
+            self.tiles.children = tuple(tiles)
+            self.empty.layout.display = "none"
+
+    def _new_result(self, result):
+        if not self._closed:
+            self.refresh()
+
+    def _tile(self, index, result):
+        kind = getattr(result, "kind", None)
+        picture = image_of(result)
+        if picture is not None:
+            face = widgets.Image(value=thumbnail_png(picture), format="png", layout=widgets.Layout(max_width=f"{THUMB}px"))
+        elif kind == "audio" and getattr(result, "audio", None) is not None:
+            face = widgets.Image(value=waveform_png(result.audio), format="png", layout=widgets.Layout(max_width=f"{THUMB}px"))
+        else:
+            face = widgets.HTML(
+                f'<div style="width:{THUMB}px;height:{THUMB}px;overflow:hidden;font-size:11px;line-height:1.3">'
+                f"{escape(snippet(result))}</div>"
+            )
+        button = widgets.Button(description=label_of(index, result), layout=widgets.Layout(width=f"{THUMB + 8}px"))
+        button.on_click(lambda _, index=index: self.select(index))
+        return widgets.VBox([face, button])
+
+    @property
+    def results(self):
+        return list(self._shown)
+
+    # -- the selected result -------------------------------------------------------------------------
+
+    def select(self, index):
+        """Show result `index` (0 = the first of the session) large, with its recipe and actions."""
+        self.refresh()
+        if not 0 <= index < len(self._shown):
+            raise CreativeError(f"the gallery has results 0 to {len(self._shown) - 1}, not {index}")
+        result = self._shown[index]
+        self.selected = result
+        self.title.value = f"<b>{escape(label_of(index, result))}</b>"
+        show_in(self.large, result)
+        self.recipe.value = f'<pre style="font-size:11px;max-height:240px;overflow:auto">{escape(recipe_json(result))}</pre>'
+        recipe = getattr(result, "recipe", None)
+        from .panel import CONTROLS
+
+        self.panel_button.disabled = not (isinstance(recipe, dict) and recipe.get("task") in CONTROLS)
+        self.last_button.disabled = False
+        self.save_button.disabled = False
+        self.status.value = ""
+        return result
+
+    def _act(self, action):
+        try:
+            said = action()
+        except CreativeError as err:
+            self.status.value = f'<small style="color:#b00020">{escape(str(err))}</small>'
+            return
+        self.status.value = f"<small>{escape(said)}</small>"
+
+    def _chosen(self):
+        if self.selected is None:
+            raise CreativeError("select a result first")
+        return self.selected
+
+    def load_into_panel(self):
+        """Put the selected result's parameters into the panel (opening it if needed)."""
+        from .panel import open_panel
+
+        result = self._chosen()
+        loaded = open_panel().load_recipe(getattr(result, "recipe", None) or {})
+        return f"The panel now holds its {', '.join(loaded) or 'defaults'} (%creative panel shows it)."
+
+    def use_as_last(self):
+        """Make the selected result what `last` means (until a new result is made)."""
+        result = self._chosen()
+        self.session.use_as_last(result)
+        return f"`last` is now {label_of(self._shown.index(result), result)}."
+
+    def save(self, folder=None):
+        """Save the selected result into `folder`: PNGs with their recipes, WAV, or a text file; and the recipe as JSON."""
+        result = self._chosen()
+        folder = os.path.expanduser(folder or self.folder.value.strip() or DEFAULT_FOLDER)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise CreativeError(f"{folder!r} is a file; give a folder to save into")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise CreativeError(f"cannot create the folder {folder!r}: {err}") from None
+        index = self._shown.index(result) + 1
+        stem = os.path.join(folder, f"result-{index:03d}")
+        paths = save_result(result, stem, folder)
+        with open(stem + ".recipe.json", "w", encoding="utf-8") as f:
+            f.write(recipe_json(result) + "\n")
+        paths.append(stem + ".recipe.json")
+        return "Saved " + ", ".join(paths) + "."
+
+    def __repr__(self):
+        counts = {}
+        for result in self._shown:
+            kind = getattr(result, "kind", None) or type(result).__name__
+            counts[kind] = counts.get(kind, 0) + 1
+        what = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+        return f"<creative_magics gallery: {len(self._shown)} result{'s' if len(self._shown) != 1 else ''}{': ' + what if what else ''}>"
+
+    def close(self):
+        self._closed = True
+        self.session.remove_listener(self._new_result)
+        if self.session.gallery is self:
+            self.session.gallery = None
+        super().close()
+
+    @property
+    def closed(self):
+        return self._closed
+
+
+def save_result(result, stem, folder):
+    """Write `result` in the form its kind calls for; returns the paths written."""
+    kind = getattr(result, "kind", None)
+    if kind == "image" and hasattr(result, "save"):
+        return [str(path) for path in result.save(folder)]
+    if kind == "audio" and hasattr(result, "save"):
+        return [str(path) for path in result.save(stem + ".wav")]
+    picture = image_of(result)
+    if picture is not None:
+        picture.save(stem + ".png")
+        return [stem + ".png"]
+    texts = getattr(result, "texts", None)
+    text = "\n\n---\n\n".join(texts) if isinstance(texts, list) else getattr(result, "text", None)
+    if not isinstance(text, str):
+        text = str(result)
+    prompt = getattr(result, "prompt", "") or ""
+    with open(stem + ".txt", "w", encoding="utf-8") as f:
+        f.write((prompt + "\n\n" if prompt else "") + text + "\n")
+    return [stem + ".txt"]
+
+
+def open_gallery():
+    """The gallery of this session: made on first use, the same one after (with new results added)."""
+    from ..session import current
+
+    session = current()
+    gallery = session.gallery
+    if gallery is None or gallery.closed:
+        gallery = Gallery(session)
+        session.gallery = gallery
+    else:
+        gallery.refresh()
+    return gallery

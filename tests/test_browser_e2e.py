@@ -1,0 +1,430 @@
+"""The widgets in a real browser: JupyterLab 4 on 127.0.0.1 (private config, data and runtime dirs)
+driven by Debian's Chromium through Playwright for Python (../shared/notes/browser-e2e.md).
+
+It loads the extension with the tiny profile, opens the panel and the style canvas, moves the
+temperature slider, draws a stroke, runs the image magics that take `canvas` and a %%story that
+uses the panel's temperature, clicks "Run again", and checks from the kernel's side (a second
+client on the same kernel) that the slider value and the drawn pixels arrived and the results
+appeared. Element screenshots go to artifacts/browser-e2e/ (git-ignored). Every process it starts
+is stopped.
+
+Skips when Chromium (/usr/bin/chromium), Playwright or JupyterLab is missing, unless
+CREATIVE_MAGICS_REQUIRE_BROWSER=1, where a missing piece fails the test.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CREATIVE_MAGICS_CHROMIUM", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts" / "browser-e2e"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 300_000  # generous: the first run of a cell builds and loads tiny models
+
+SETUP_CELLS = [
+    "%load_ext creative_magics",
+    "%creative panel",
+    "%creative canvas --width 256 --height 256",
+]
+STORY_CELL = "%%story -m gpt2 --max-new-tokens 8 --seed 5 -o tale\nOnce upon a time"
+# The magics that take the canvas as an IMAGE; each runs when that magic exists in this build.
+# (name, cell, variable it stores, what its recipe must say about the canvas)
+IMAGE_STEPS = [
+    (
+        "paint",
+        "%%paint --init canvas --steps 2 --width 64 --height 64 --seed 1 -o painted\na red square",
+        "painted",
+        "recipe['params']['init'] == 'canvas' and recipe['init_hash'] == media.image_hash(canvas.to_image())",
+    ),
+    (
+        "stylize",
+        "%stylize --content last --style canvas --steps 2 --size 32 --seed 1 -o styled",
+        "styled",
+        "'canvas' in json.dumps(recipe)",
+    ),
+]
+
+
+def _missing(reason):
+    if os.environ.get("CREATIVE_MAGICS_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (CREATIVE_MAGICS_REQUIRE_BROWSER=1 makes this a failure)")
+    pytest.skip(reason)
+
+
+def _available_magics():
+    from creative_magics.magics import CreativeMagics
+
+    return {name for name, *_ in IMAGE_STEPS if hasattr(CreativeMagics, name)}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _notebook(path, cells):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(notebook, str(path))
+
+
+class Lab:
+    """A private JupyterLab server; `stop()` shuts its kernels and ends every process it started."""
+
+    def __init__(self, home, notebook_cells):
+        import psutil
+
+        self.home = home
+        self.dirs = {name: home / name for name in ("config", "data", "runtime", "ipython", "settings", "work")}
+        for folder in self.dirs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        (self.dirs["settings"] / "overrides.json").write_text(
+            json.dumps({"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}})
+        )
+        _notebook(self.dirs["work"] / "e2e.ipynb", notebook_cells)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(
+            os.environ,
+            JUPYTER_CONFIG_DIR=str(self.dirs["config"]),
+            JUPYTER_DATA_DIR=str(self.dirs["data"]),
+            JUPYTER_RUNTIME_DIR=str(self.dirs["runtime"]),
+            IPYTHONDIR=str(self.dirs["ipython"]),
+            HF_HUB_OFFLINE="1",
+            CREATIVE_MAGICS_PROFILE="tiny",
+            TOKENIZERS_PARALLELISM="false",
+            TRANSFORMERS_VERBOSITY="error",
+        )
+        self.log = open(home / "jupyter.log", "wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyterlab",
+                "--no-browser", "--ip=127.0.0.1", f"--port={self.port}", "--allow-root",
+                "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+                f"--ServerApp.root_dir={self.dirs['work']}",
+                f"--LabApp.app_settings_dir={self.dirs['settings']}",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            ],
+            cwd=self.dirs["work"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.server = psutil.Process(self.process.pid)
+        self.children = set()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                _get_json(self.url + "/api/status")
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("JupyterLab did not start; see " + str(home / "jupyter.log"))
+                time.sleep(0.25)
+
+    def wait_for_idle_kernel(self):
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:
+            kernels = _get_json(self.url + "/api/kernels")
+            if kernels and kernels[0].get("execution_state") == "idle":
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the notebook's kernel did not start: {kernels}")
+            time.sleep(0.25)
+
+    def kernel_client(self):
+        """A second client on the notebook's kernel, to look from the kernel's side."""
+        from jupyter_client import BlockingKernelClient
+
+        kernels = _get_json(self.url + "/api/kernels")
+        assert len(kernels) == 1, kernels
+        self.note_children()
+        client = BlockingKernelClient(connection_file=str(self.dirs["runtime"] / f"kernel-{kernels[0]['id']}.json"))
+        client.load_connection_file()
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        return client
+
+    def note_children(self):
+        import psutil
+
+        try:
+            self.children.update(self.server.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+
+    def stop(self):
+        import psutil
+
+        self.note_children()
+        try:
+            for kernel in _get_json(self.url + "/api/kernels"):
+                request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", method="DELETE")
+                urllib.request.urlopen(request, timeout=30).close()
+        except OSError:
+            pass
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        _, alive = psutil.wait_procs(list(self.children), timeout=15)
+        for process in alive:  # only processes this server started
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=15)
+        self.log.close()
+        return [p.pid for p in self.children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def kernel_json(client, code):
+    """Run `code` in the kernel (it prints one JSON line) and return the parsed value."""
+    out, errors = [], []
+
+    def hook(message):
+        kind, content = message["msg_type"], message["content"]
+        if kind == "stream" and content["name"] == "stdout":
+            out.append(content["text"])
+        elif kind == "error":
+            errors.append("\n".join(content["traceback"]))
+
+    client.execute_interactive(code, output_hook=hook, timeout=WAIT_MS / 1000)
+    assert not errors, errors[0]
+    text = "".join(out).strip()
+    try:
+        return json.loads(text.splitlines()[-1])
+    except (ValueError, IndexError):
+        raise AssertionError(f"the kernel printed {text!r}") from None
+
+
+def kernel_until(client, code, ok, what):
+    """Ask the kernel until `ok(answer)`; waits for the browser's messages to arrive (generously)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        answer = kernel_json(client, code)
+        if ok(answer):
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: the kernel still says {answer}")
+        time.sleep(0.5)
+
+
+def run_cell(page, index):
+    """Run notebook cell `index` in place (click its editor, Ctrl+Enter) and wait until it finishes.
+
+    A key press that JupyterLab drops (it happens to the first one while the page settles) is
+    pressed again, only while the cell has not started."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    started = """(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)"""
+    for attempt in range(5):
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        try:
+            page.wait_for_function(started, arg=prompt.element_handle(), timeout=10_000)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+    page.wait_for_function(
+        """(el) => /\\[\\d+\\]/.test(el.textContent)""",
+        arg=prompt.element_handle(),
+        timeout=WAIT_MS,
+    )
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=WAIT_MS)
+    return cell
+
+
+def shot(locator, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    locator.scroll_into_view_if_needed()
+    locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+STATE = """
+import json
+import numpy as np
+from creative_magics import media, session as _s
+_session = _s.current()
+_panel, _canvas = _session.panel, _session.canvas
+print(json.dumps({
+    "temperature": _panel.controls["story"]["temperature"].value,
+    "panel_story": _panel.values("story"),
+    "strokes": [[list(p) for p in s.points] for s in _canvas.strokes],
+    "dark_pixels": int((np.asarray(_canvas.to_image().convert("L")) < 128).sum()),
+    "results": [getattr(r, "kind", None) for r in _session.results],
+}))
+"""
+
+BROWSER_MATCHES = """
+import io, json
+import numpy as np
+from PIL import Image
+from creative_magics import session as _s
+_canvas = _s.current().canvas
+_data = _canvas.drawing.image_data
+if _data is None:
+    print(json.dumps(None))
+else:
+    _shown = np.asarray(Image.open(io.BytesIO(_data)).convert("RGB"), dtype=np.int16)
+    _ours = np.asarray(_canvas.to_image(), dtype=np.int16)
+    print(json.dumps(float(np.abs(_shown - _ours).max()) if _shown.shape == _ours.shape else str(_shown.shape)))
+"""
+
+
+def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
+    if not os.path.exists(CHROMIUM):
+        _missing(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+    for module in ("playwright", "jupyterlab", "psutil"):
+        if importlib.util.find_spec(module) is None:
+            _missing(f"{module} is not installed: pip install -e '.[browser]'")
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # the screenshots of this run only
+    steps = [step for step in IMAGE_STEPS if step[0] in _available_magics()]
+    cells = SETUP_CELLS + [STORY_CELL] + [cell for _, cell, _, _ in steps]
+    lab = Lab(tmp_path, cells)
+    client = None
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(WAIT_MS)
+                page.goto(lab.url + "/lab/tree/e2e.ipynb?reset")
+                page.wait_for_selector(".jp-Notebook .jp-Cell")
+                page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+                lab.wait_for_idle_kernel()
+                for index in range(len(SETUP_CELLS)):
+                    run_cell(page, index)
+                client = lab.kernel_client()
+
+                # the panel: drag the temperature slider to the right
+                panel_cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
+                panel_view = panel_cell.locator(".creative-magics-panel")
+                panel_view.wait_for()
+                slider = panel_view.locator(".widget-slider").filter(has_text="temperature").first
+                handle = slider.locator(".noUi-handle")
+                box = handle.bounding_box()
+                page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                page.mouse.down()
+                page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=10)
+                page.mouse.up()
+                page.wait_for_function(
+                    "(el) => el.textContent.trim() !== '0.80'", arg=slider.locator(".widget-readout").element_handle()
+                )
+                shown = float(slider.locator(".widget-readout").inner_text())
+                state = kernel_until(
+                    client, STATE, lambda s: s["panel_story"].get("temperature") is not None, "the slider value"
+                )
+                assert shown > 0.8
+                assert state["temperature"] == pytest.approx(shown, abs=0.005)
+                assert state["panel_story"]["temperature"] == pytest.approx(shown, abs=0.005)
+                shot(panel_view, "panel")
+
+                # the canvas: the browser reports its pixels back, to compare with the PIL rendering
+                kernel_json(client, "from creative_magics import session as _s\n_s.current().canvas.drawing.sync_image_data = True\nprint('1')")
+                canvas_cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+                drawing = canvas_cell.locator(".jp-OutputArea-output canvas").first
+                drawing.scroll_into_view_if_needed()
+                box = drawing.bounding_box()
+                page.mouse.move(box["x"] + 30, box["y"] + 30)
+                page.mouse.down()
+                page.mouse.move(box["x"] + 200, box["y"] + 150, steps=25)
+                page.mouse.up()
+                state = kernel_until(client, STATE, lambda s: len(s["strokes"]) == 1, "the stroke")
+                points = state["strokes"][0]
+                scale = 256 / box["width"]  # canvas pixels per CSS pixel (1 unless the output is narrower)
+                assert len(points) >= 10
+                assert points[0] == pytest.approx([30 * scale, 30 * scale], abs=3)
+                assert points[-1] == pytest.approx([200 * scale, 150 * scale], abs=3)
+                assert state["dark_pixels"] > 12 * 150  # a 12-pixel brush along the path, in the kernel's image
+                difference = kernel_until(
+                    client, BROWSER_MATCHES, lambda d: isinstance(d, float) and d <= 2, "the browser's pixels vs the PIL rendering"
+                )
+                assert difference <= 2
+                shot(canvas_cell.locator(".creative-magics-style-canvas"), "canvas")
+
+                # a story that takes the panel's temperature
+                story_cell = run_cell(page, len(SETUP_CELLS))
+                assert "Once upon a time" in story_cell.locator(".jp-OutputArea").inner_text()
+                recipe = kernel_json(client, "import json\nprint(json.dumps(tale.recipe))")
+                assert recipe["params"]["temperature"] == pytest.approx(shown, abs=0.005)
+                assert recipe["sources"]["temperature"] == "panel"
+                shot(story_cell, "story")
+
+                # the image magics that take the canvas
+                for offset, (name, _, variable, check) in enumerate(steps):
+                    cell = run_cell(page, len(SETUP_CELLS) + 1 + offset)
+                    cell.locator(".jp-OutputArea-output img").last.wait_for()
+                    verdict = kernel_json(
+                        client,
+                        "import json\nfrom creative_magics import media, session as _s\n"
+                        f"canvas = _s.current().canvas\nrecipe = {variable}.recipe\nprint(json.dumps(bool({check})))",
+                    )
+                    assert verdict, f"%%{name}: {check}"
+                    shot(cell, name)
+
+                # "Run again" re-runs the last magic in the background and shows it in the panel
+                before = kernel_json(client, STATE)["results"]
+                panel_view.locator("button").filter(has_text="Run again").click()
+                after = kernel_until(client, STATE, lambda s: len(s["results"]) == len(before) + 1, "Run again")
+                assert after["results"][-1] == before[-1]
+                page.wait_for_function(
+                    "(el) => el.querySelector('img') !== null || el.innerText.trim().length > 0",
+                    arg=panel_view.locator(".creative-magics-run-output").element_handle(),
+                )
+                page.wait_for_function(
+                    "(el) => el.textContent.includes('Ran %%')",
+                    arg=panel_view.locator(".creative-magics-run-status").element_handle(),
+                )
+                shot(panel_view, "panel-after-run-again")
+                assert kernel_json(client, STATE)["results"][: len(before)] == before
+                assert set(before) >= {"text"} | ({"image"} if steps else set())
+            except Exception:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "failure-page.png"))  # what the browser showed
+                raise
+            finally:
+                browser.close()
+    finally:
+        if client is not None:
+            client.stop_channels()
+        left = lab.stop()
+        assert left == [], f"processes left running: {left}"

@@ -1,0 +1,291 @@
+"""The slider panel without a front-end: values become the next run's defaults (a flag still wins),
+the recipe says where each came from, seeds, reset, model lists, and "Run again" / live re-runs."""
+
+import pytest
+
+import creative_magics
+from creative_magics import session
+from creative_magics.widgets.panel import Panel
+from helpers import assert_one_line_error
+
+STORY = "%%story -m gpt2 --max-new-tokens 4 --seed 3 -o tale\nOnce upon a time"
+
+
+def panel():
+    return creative_magics.panel()
+
+
+def test_percent_creative_panel_shows_the_one_panel(run):
+    ran = run("%creative panel")
+    assert ran.ok, ran.err
+    opened = session.current().panel
+    assert isinstance(opened, Panel)
+    assert creative_magics.panel() is opened
+    assert "<creative_magics panel: nothing set, the magics use their defaults>" in ran.out
+
+
+def test_panel_takes_no_arguments(run):
+    assert_one_line_error(run("%creative panel now"), "usage: %creative panel")
+
+
+def test_an_untouched_panel_changes_nothing(ip):
+    panel()
+    assert all(session.current().panel_defaults(task) == {} for task in ("story", "paint", "stylize", "compose"))
+    result = creative_magics.story("Once", model="gpt2", seed=1, max_new_tokens=3)
+    assert "panel" not in result.recipe["sources"].values()
+
+
+def test_a_moved_slider_is_the_default_and_the_recipe_says_panel(ip, run):
+    p = panel()
+    p.controls["story"]["temperature"].value = 1.3  # what a released slider does
+    p.controls["story"]["top_k"].value = 7
+    assert session.current().panel_defaults("story") == {"temperature": 1.3, "top_k": 7}
+    assert run(STORY).ok
+    recipe = ip.user_ns["tale"].recipe
+    assert recipe["params"]["temperature"] == 1.3 and recipe["params"]["top_k"] == 7
+    assert recipe["sources"]["temperature"] == "panel" and recipe["sources"]["top_k"] == "panel"
+    assert recipe["sources"]["top_p"] == "default"
+    assert repr(p) == "<creative_magics panel: story: temperature=1.3, top_k=7>"
+
+
+def test_a_flag_on_the_magic_line_still_wins(ip, run):
+    panel().controls["story"]["temperature"].value = 1.3
+    assert run("%%story -m gpt2 --max-new-tokens 4 --temperature 0.5 -o tale\nOnce").ok
+    recipe = ip.user_ns["tale"].recipe
+    assert recipe["params"]["temperature"] == 0.5 and recipe["sources"]["temperature"] == "flag"
+
+
+def test_panel_beats_config(ip, run):
+    ip.run_line_magic("config", "CreativeMagics.story_defaults = {'temperature': 0.3, 'top_k': 9}")
+    p = panel()
+    assert p.controls["story"]["temperature"].value == 0.3  # the panel starts from the configured value
+    p.controls["story"]["temperature"].value = 1.1
+    assert run(STORY).ok
+    recipe = ip.user_ns["tale"].recipe
+    assert (recipe["params"]["temperature"], recipe["sources"]["temperature"]) == (1.1, "panel")
+    assert (recipe["params"]["top_k"], recipe["sources"]["top_k"]) == (9, "config")
+
+
+def test_image_controls_feed_paint_and_stylize(ip):
+    p = panel()
+    p.set_values("paint", steps=4, guidance=3.5, width=256, height=192, strength=0.6)
+    p.set_values("stylize", style_weight=1e4, steps=50)
+    p.seeds["image"].value = 77
+    s = session.current()
+    assert s.panel_defaults("paint") == {"steps": 4, "guidance": 3.5, "width": 256, "height": 192, "strength": 0.6, "seed": 77}
+    assert s.panel_defaults("stylize") == {"style_weight": 1e4, "steps": 50, "seed": 77}
+    assert s.panel_defaults("story") == {}
+
+
+def test_stylize_iterations_and_paint_steps_are_separate(ip):
+    p = panel()
+    p.controls["stylize"]["steps"].value = 120
+    assert session.current().panel_defaults("paint") == {}
+    assert session.current().panel_defaults("stylize") == {"steps": 120}
+
+
+def test_controls_start_at_the_tasks_house_defaults(ip):
+    from creative_magics.tasks import story as story_task
+
+    p = panel()
+    for name, widget in p.controls["story"].items():
+        assert widget.value == pytest.approx(story_task.HOUSE_DEFAULTS[name])
+
+
+def test_seed_box_random_and_reuse_last(ip, run):
+    p = panel()
+    assert run(STORY).ok
+    p.seeds["story"].value = 5
+    assert session.current().panel_defaults("story") == {"seed": 5}
+    p.seeds["story"].value = -1
+    assert session.current().panel_defaults("story") == {}
+    assert p.reuse_last_seed("story") == 3  # the seed of the last story
+    assert p.values("story") == {"seed": 3}
+    p.random_seed("story")
+    assert p.values("story") == {}
+    assert p.reuse_last_seed("image") is None
+    assert "No image result yet" in p.run_status.value
+
+
+def test_seed_buttons_click(ip, run):
+    p = panel()
+    assert run(STORY).ok
+    row = p.tabs.children[0].children[-1]  # the story tab's seed row: box, random, reuse last
+    box, random_button, reuse_button = row.children
+    reuse_button.click()
+    assert box.value == 3
+    random_button.click()
+    assert box.value == -1
+
+
+def test_reset_sets_nothing_again(ip):
+    p = panel()
+    p.set_values("story", temperature=1.5, model="gpt2", seed=4)
+    p.set_values("paint", steps=3)
+    p.reset_button.click()
+    assert all(p.values(task) == {} for task in ("story", "paint", "stylize", "compose"))
+    assert p.controls["story"]["temperature"].value == pytest.approx(0.8)
+
+
+def test_model_dropdowns_list_aliases_yours_and_warm_models(ip):
+    ip.run_line_magic("config", "CreativeMagics.aliases = {'mine': 'gpt2'}")
+    p = panel()
+    story_models = [value for _, value in p.models["story"].options]
+    assert story_models[0] == "" and "gpt2" in story_models and "smollm2" in story_models and "mine" in story_models
+    assert "sd-turbo" in [value for _, value in p.models["paint"].options]
+    assert "vgg19" in [value for _, value in p.models["stylize"].options]
+    assert "musicgen-small" in [value for _, value in p.models["compose"].options]
+    assert "sd-turbo" not in story_models
+    creative_magics.story("Hi", model="tiny-gpt2", max_new_tokens=2)
+    p.refresh_models()
+    labels = dict((value, label) for label, value in p.models["story"].options)
+    assert labels["tiny-gpt2"] == "tiny-gpt2 (warm)" and labels["mine"] == "mine (yours)"
+    p.models["story"].value = "tiny-gpt2"
+    assert p.values("story") == {"model": "tiny-gpt2"}
+    result = creative_magics.story("Hi", max_new_tokens=2)
+    assert result.recipe["model"] == "tiny-gpt2"
+
+
+def test_run_again_reruns_the_last_magic_with_the_current_values(ip, run):
+    p = panel()
+    assert run(STORY).ok
+    before = len(session.current().results)
+    p.controls["story"]["temperature"].value = 1.7
+    p.run_button.click()
+    p.wait()
+    results = session.current().results
+    assert len(results) == before + 1
+    assert results[-1].recipe["params"]["temperature"] == 1.7
+    assert results[-1].recipe["sources"]["temperature"] == "panel"
+    assert results[-1].recipe["seed"] == 3  # the magic line's --seed
+    shown = "".join(o.get("text", "") for o in p.output.outputs)
+    assert results[-1].text in shown
+    assert "Ran %%story again" in p.run_status.value
+
+
+def test_run_again_says_when_a_flag_wins(ip, run):
+    p = panel()
+    assert run("%%story -m gpt2 --max-new-tokens 3 --temperature 0.5\nOnce").ok
+    p.controls["story"]["temperature"].value = 1.7
+    p.run_again()
+    p.wait()
+    assert session.current().results[-1].recipe["params"]["temperature"] == 0.5
+    assert "--temperature on the magic line wins over the panel" in p.run_status.value
+
+
+def test_run_again_with_nothing_run_yet_says_so(ip):
+    p = panel()
+    p.run_again()
+    assert "Nothing to run again yet" in p.run_status.value
+    assert not p.runner.busy
+
+
+def test_only_a_magic_that_ran_to_the_end_is_remembered(ip, run):
+    assert run(STORY).ok
+    remembered = session.current().last_magic
+    assert remembered == ("story", STORY.split("\n")[0][len("%%story ") :], "Once upon a time\n")
+    assert_one_line_error(run("%%story -m gpt2 --top-p 5\nOnce"), "top-p must be in (0, 1]")
+    assert session.current().last_magic == remembered
+    assert run("%creative models").ok and session.current().last_magic == remembered
+
+
+def test_a_rerun_that_fails_shows_one_line_in_the_panel(ip):
+    p = panel()
+    session.current().last_magic = ("story", "-m gpt2 --top-p 5", "Once")
+    p.run_again()
+    p.wait()
+    streams = [o for o in p.output.outputs if o["output_type"] == "stream"]
+    assert [o["name"] for o in streams] == ["stderr"]
+    assert streams[0]["text"].strip().splitlines() == ["UsageError: top-p must be in (0, 1], not 5.0"]
+    assert "failed" in p.run_status.value
+
+
+def test_live_reruns_once_after_a_burst_of_slider_releases(ip, run):
+    p = panel()
+    p.runner.delay = 0.3
+    assert run(STORY).ok
+    before = len(session.current().results)
+    p.live.value = True
+    for value in (0.9, 1.0, 1.1, 1.2):
+        p.controls["story"]["temperature"].value = value
+    p.wait()
+    results = session.current().results
+    assert len(results) == before + 1
+    assert results[-1].recipe["params"]["temperature"] == 1.2
+    p.live.value = False
+    p.controls["story"]["temperature"].value = 0.7
+    p.wait()
+    assert len(session.current().results) == before + 1  # not live: nothing runs
+
+
+def test_live_never_runs_two_at_once_and_never_piles_up(ip, monkeypatch):
+    import threading
+
+    p = panel()
+    p.runner.delay = 0
+    release, started = threading.Event(), threading.Event()
+    seen, active, most = [], [0], [0]
+
+    def slow_magic(line, cell):
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        seen.append(session.current().panel_defaults("story").get("temperature"))
+        started.set()
+        release.wait()
+        active[0] -= 1
+
+    monkeypatch.setattr(ip, "find_cell_magic", lambda name: slow_magic)
+    p.shell = ip
+    session.current().last_magic = ("story", "", "Once")
+    p.live.value = True
+    p.controls["story"]["temperature"].value = 0.9
+    started.wait()
+    for value in (1.0, 1.1, 1.2, 1.3, 1.4):  # released while the first run works
+        p.controls["story"]["temperature"].value = value
+    release.set()
+    p.wait()
+    assert seen == [0.9, 1.4]  # the one in flight, then one run with the latest value
+    assert most[0] == 1
+
+
+def test_load_recipe_sets_the_controls(ip, run):
+    assert run(STORY).ok
+    recipe = dict(ip.user_ns["tale"].recipe)
+    recipe["params"] = dict(recipe["params"], temperature=1.9, max_new_tokens=4000)
+    p = panel()
+    loaded = p.load_recipe(recipe)
+    assert {"temperature", "max_new_tokens", "model", "seed"} <= set(loaded)
+    values = p.values("story")
+    assert values["temperature"] == 1.9 and values["max_new_tokens"] == 4000  # the slider widened
+    assert values["model"] == "gpt2" and values["seed"] == 3
+    with pytest.raises(creative_magics.errors.CreativeError, match="no controls for finetune"):
+        p.load_recipe({"task": "finetune"})
+
+
+def test_closing_the_panel_drops_its_values(ip):
+    p = panel()
+    p.controls["story"]["temperature"].value = 1.5
+    p.close()
+    assert session.current().panel_defaults("story") == {}
+    assert creative_magics.panel() is not p
+
+
+def test_paint_takes_the_image_controls_and_says_panel(ip, run):
+    from creative_magics.magics import CreativeMagics
+
+    if not hasattr(CreativeMagics, "paint"):
+        pytest.skip("%%paint is not in this build yet")
+    p = panel()
+    p.set_values("paint", steps=2, width=64, height=64)
+    p.seeds["image"].value = 77
+    assert run("%%paint --width 72 -o picture\na boat").ok
+    recipe = ip.user_ns["picture"].recipe
+    assert recipe["seed"] == 77
+    assert (recipe["params"]["steps"], recipe["sources"]["steps"]) == (2, "panel")
+    assert (recipe["params"]["height"], recipe["sources"]["height"]) == (64, "panel")
+    assert (recipe["params"]["width"], recipe["sources"]["width"]) == (72, "flag")
+
+
+def test_help_lists_the_widget_commands(run):
+    out = run("%creative").out
+    assert "%creative panel" in out and "%creative canvas [--width W --height H]" in out and "%creative gallery" in out
