@@ -1,0 +1,282 @@
+"""Neural style transfer after Gatys, Ecker and Bethge (2016): optimise an image so its VGG19
+features match the content image's at one deep layer and its Gram matrices match the style
+images' at several layers, with a total-variation term for smoothness.
+
+The VGG19 features net comes from the model cache. Targets are computed once; each iteration runs
+the net only up to the deepest layer a loss needs.
+"""
+
+from .. import seeds
+from ..errors import CreativeError
+
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CONTENT_LAYER = "conv4_2"
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")
+MIN_SIZE, MAX_SIZE = 32, 2048
+
+HOUSE_DEFAULTS = {
+    "steps": 300,
+    "size": 512,
+    "style_weight": 1e6,
+    "content_weight": 1.0,
+    "tv_weight": 1e-6,
+    "init": "content",
+    "optimizer": "lbfgs",
+    "lr": None,  # per optimizer: 1.0 for L-BFGS, 0.02 for Adam
+    "preserve_color": False,
+    "style_layers": STYLE_LAYERS,
+    "content_layer": CONTENT_LAYER,
+}
+CPU_SIZE = 256  # the default size when running on the CPU, where 512 px is slow
+PREVIEW_EVERY = 10
+METHODS = ("gatys", "img2img")
+# Parameters of the Python API and the magic (besides content, style and the text style).
+PARAMS = tuple(HOUSE_DEFAULTS) + ("model", "seed", "style_blend", "method", "strength", "guidance")
+
+
+def check(values):
+    """One line for a value that cannot work. Values not given (None) pass."""
+    from ..nets.vgg import LAYER_INDEX
+
+    size = values.get("size")
+    if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
+        raise CreativeError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {size}")
+    if values.get("steps") is not None and values["steps"] < 1:
+        raise CreativeError(f"steps must be at least 1, not {values['steps']}")
+    for name in ("style_weight", "content_weight", "tv_weight"):
+        if values.get(name) is not None and values[name] < 0:
+            raise CreativeError(f"{name.replace('_', '-')} must be >= 0, not {values[name]}")
+    if values.get("lr") is not None and values["lr"] <= 0:
+        raise CreativeError(f"lr must be > 0, not {values['lr']}")
+    if values.get("init") is not None and values["init"] not in INITS:
+        raise CreativeError(f"init must be content or noise, not {values['init']!r}")
+    if values.get("optimizer") is not None and values["optimizer"] not in OPTIMIZERS:
+        raise CreativeError(f"optimizer must be lbfgs or adam, not {values['optimizer']!r}")
+    layers = list(values.get("style_layers") or []) + ([values["content_layer"]] if values.get("content_layer") else [])
+    unknown = [layer for layer in layers if layer not in LAYER_INDEX]
+    if unknown:
+        raise CreativeError(f"unknown VGG19 layer {unknown[0]!r}; layers are conv1_1 ... conv5_4")
+    blend = values.get("style_blend")
+    if blend is not None and (any(w < 0 for w in blend) or not sum(blend) > 0):
+        raise CreativeError("style blend weights must be >= 0 and not all 0")
+
+
+# -- images <-> tensors -----------------------------------------------------------------------
+
+
+def fit_size(image, size):
+    """Scale so the longer side is `size` pixels, keeping the aspect ratio."""
+    from PIL import Image
+
+    width, height = image.size
+    scale = size / max(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(target, Image.Resampling.LANCZOS) if target != image.size else image
+
+
+def to_tensor(image, device="cpu", dtype=None):
+    """PIL RGB -> (1, 3, H, W) float tensor in [0, 1]."""
+    import numpy as np
+    import torch
+
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return tensor.to(device=device, dtype=dtype or torch.float32)
+
+
+def to_image(tensor):
+    """(1, 3, H, W) tensor in [0, 1] -> PIL RGB."""
+    from PIL import Image
+
+    array = (tensor.detach()[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() * 255.0).round().astype("uint8")
+    return Image.fromarray(array, "RGB")
+
+
+def keep_colors(styled, content):
+    """Luminance-only transfer: the styled image's luminance with the content image's colours."""
+    from PIL import Image
+
+    y, _, _ = styled.convert("YCbCr").split()
+    _, cb, cr = content.resize(styled.size).convert("YCbCr").split()
+    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+
+
+# -- losses -------------------------------------------------------------------------------------
+
+
+def gram(features):
+    """Gram matrix of (N, C, H, W) features, normalised by C*H*W."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def total_variation(image):
+    return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+
+
+class Targets:
+    """What the result should match: the content features and the blended style Gram matrices."""
+
+    def __init__(self, net, content, styles, blend, style_layers, content_layer):
+        import torch
+
+        with torch.no_grad():
+            self.content = net(content, [content_layer])[content_layer]
+            total = float(sum(blend))
+            self.grams = {}
+            for style, weight in zip(styles, blend):
+                features = net(style, style_layers)
+                for layer in style_layers:
+                    contribution = gram(features[layer]) * (weight / total)
+                    self.grams[layer] = self.grams.get(layer, 0) + contribution
+        self.style_layers = tuple(style_layers)
+        self.content_layer = content_layer
+
+
+def losses(net, image, targets, style_weight, content_weight, tv_weight):
+    """The weighted loss terms for `image`: dict of content, style, tv and total (tensors)."""
+    import torch.nn.functional as F
+
+    features = net(image, list(targets.style_layers) + [targets.content_layer])
+    content = F.mse_loss(features[targets.content_layer], targets.content)
+    style = sum(F.mse_loss(gram(features[layer]), targets.grams[layer]) for layer in targets.style_layers) / len(
+        targets.style_layers
+    )
+    tv = total_variation(image)
+    total = content_weight * content + style_weight * style + tv_weight * tv
+    return {"content": content, "style": style, "tv": tv, "total": total}
+
+
+# -- the optimisation ---------------------------------------------------------------------------
+
+
+def transfer(net, content_image, style_images, values, on_progress=None):
+    """Run the optimisation. Returns (PIL image, loss history, interrupted).
+
+    on_progress(step, steps, loss, image_or_None) is called after every iteration, with the current
+    image every PREVIEW_EVERY iterations. Ctrl-C returns the image as it is.
+    """
+    import torch
+
+    device = next(net.parameters()).device
+    dtype = next(net.parameters()).dtype
+    content = to_tensor(content_image, device, dtype)
+    styles = [to_tensor(fit_size(style, values["size"]), device, dtype) for style in style_images]
+    blend = values.get("style_blend") or [1.0] * len(styles)
+    targets = Targets(net, content, styles, blend, values["style_layers"], values["content_layer"])
+
+    generator = torch.Generator(device="cpu").manual_seed(values["seed"])
+    if values["init"] == "noise":
+        start = torch.rand(content.shape, generator=generator).to(device=device, dtype=dtype)
+    else:
+        start = content.clone()
+    image = start.requires_grad_(True)
+    weights = (values["style_weight"], values["content_weight"], values["tv_weight"])
+    if values["optimizer"] == "lbfgs":
+        lr = values.get("lr") or 1.0
+        # Zero tolerances: with small losses L-BFGS would otherwise stop after a step or two.
+        optimizer = torch.optim.LBFGS([image], lr=lr, max_iter=1, tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
+    else:
+        lr = values.get("lr") or 0.02
+        optimizer = torch.optim.Adam([image], lr=lr)
+
+    history = []
+    last = {}
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        terms = losses(net, image, targets, *weights)
+        terms["total"].backward()
+        last.update({k: float(v.detach()) for k, v in terms.items()})
+        return terms["total"]
+
+    interrupted = False
+    try:
+        for step in range(1, values["steps"] + 1):
+            optimizer.step(closure)
+            with torch.no_grad():
+                image.clamp_(0, 1)
+            history.append(dict(last))
+            if on_progress is not None:
+                preview = to_image(image) if step % PREVIEW_EVERY == 0 else None
+                on_progress(step, values["steps"], last["total"], preview)
+    except KeyboardInterrupt:
+        interrupted = True
+    result = to_image(image)
+    if values["preserve_color"]:
+        result = keep_colors(result, content_image)
+    return result, history, interrupted, lr
+
+
+def stylize(net, content_image, style_images, values, sources=None, model_name="", labels=None, on_progress=None):
+    """Style transfer with merged `values` (None = not given; the house defaults fill the rest).
+
+    Returns an ImageResult whose recipe names the images (as labels and content hashes) and every value used.
+    """
+    from ..media import image_hash, with_recipe_text
+    from ..results import ImageResult
+
+    values, sources = dict(values), dict(sources or {})
+    device = next(net.parameters()).device
+    for name, value in HOUSE_DEFAULTS.items():
+        if values.get(name) is None:
+            values[name] = CPU_SIZE if (name == "size" and device.type == "cpu") else value
+            sources[name] = "default"
+    values["style_layers"] = tuple(values["style_layers"])
+    if not style_images:
+        raise CreativeError("no style image: give --style IMAGE (a file, URL, variable, `last` or `canvas`)")
+    if values.get("style_blend") is not None and len(values["style_blend"]) != len(style_images):
+        raise CreativeError(f"{len(values['style_blend'])} blend weights for {len(style_images)} style images")
+    check(values)
+    values["seed"] = seeds.choose(values.get("seed"))
+
+    content = fit_size(content_image, values["size"])
+    image, history, interrupted, lr = transfer(net, content, style_images, values, on_progress)
+    labels = labels or {}
+    params = {name: values[name] for name in HOUSE_DEFAULTS}
+    params.update(lr=lr, style_layers=list(values["style_layers"]), steps_done=len(history))
+    if values.get("style_blend") is not None:
+        params["style_blend"] = list(values["style_blend"])
+    recipe = {
+        "task": "stylize",
+        "method": "gatys",
+        "model": model_name,
+        "seed": values["seed"],
+        "content": labels.get("content"),
+        "content_hash": image_hash(content_image),
+        "style": labels.get("style") or [None] * len(style_images),
+        "style_hash": [image_hash(s) for s in style_images],
+        "params": params,
+        "sources": {name: sources.get(name, "default") for name in params if name in HOUSE_DEFAULTS},
+    }
+    if interrupted:
+        recipe["interrupted"] = True
+    image = with_recipe_text(image, recipe_text(recipe, image.size), recipe)
+    notes = [f"stopped after {len(history)} of {values['steps']} iterations"] if interrupted else []
+    return ImageResult(images=[image], recipe=recipe, seeds=[values["seed"]], interrupted=interrupted, notes=notes, losses=history)
+
+
+def recipe_text(recipe, size):
+    """A summary in the AUTOMATIC1111 `parameters` format, for PNG-info readers; the whole recipe
+    travels beside it as JSON (see media.with_recipe_text)."""
+    from .. import __version__
+
+    p = recipe["params"]
+    styles = ", ".join(str(s) for s in recipe["style"] if s) or "an image"
+    fields = [
+        ("Steps", p["steps_done"]),
+        ("Sampler", "L-BFGS" if p["optimizer"] == "lbfgs" else "Adam"),
+        ("Seed", recipe["seed"]),
+        ("Size", f"{size[0]}x{size[1]}"),
+        ("Model", recipe["model"]),
+        ("Style weight", p["style_weight"]),
+        ("Content weight", p["content_weight"]),
+        ("TV weight", p["tv_weight"]),
+        ("Init", p["init"]),
+        ("Preserve color", p["preserve_color"]),
+        ("Creative magics", __version__),
+    ]
+    line = ", ".join(f"{key}: {value}" for key, value in fields)
+    return f"style transfer of {recipe['content'] or 'an image'} after {styles}\n{line}"
