@@ -7,12 +7,12 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: lab test install clean
+.PHONY: lab test install browser colab-test clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,lab]"
+	$(BIN)/python -m pip install --quiet -e ".[test,lab,browser]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -20,8 +20,20 @@ install: $(BIN)/.installed
 lab: $(BIN)/.installed
 	CREATIVE_MAGICS_PROFILE=auto $(BIN)/jupyter lab notebooks/quickstart.ipynb
 
-test: $(BIN)/.installed
+# The browser test drives Debian's Chromium (never `playwright install`); as root it is installed here.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@[ -x /usr/bin/chromium ] || echo "No /usr/bin/chromium: the browser test will be skipped (apt-get install chromium)."
+
+# The widget tests again with Google Colab's versions (IPython 7.34, ipywidgets 7.7.1) in a second venv.
+colab-test:
+	PYTHON=$(PYTHON) TORCH="$(TORCH)" scripts/colab_venv_tests.sh $(VENV)-colab
+
+test: $(BIN)/.installed browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	$(MAKE) colab-test
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV)-colab

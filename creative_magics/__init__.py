@@ -1,13 +1,26 @@
 """creative_magics: a creative studio in a notebook.
 
-`%load_ext creative_magics` registers %%story, %%paint, %%stylize, %%compose, %%finetune and
-%creative. `import creative_magics` gives the same tasks as functions. Nothing heavy (torch,
-transformers, diffusers) is imported until a model is first used.
+`%load_ext creative_magics` registers %%story, %%paint, %stylize/%%stylize, %%compose, %%finetune
+and %creative. `import creative_magics` gives the same tasks as functions. Nothing heavy (torch,
+transformers, diffusers, ipywidgets) is imported until it is first used.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["story", "load_ipython_extension", "unload_ipython_extension", "__version__"]
+__all__ = [
+    "story",
+    "paint",
+    "stylize",
+    "compose",
+    "finetune",
+    "read_recipe",
+    "panel",
+    "canvas",
+    "gallery",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+    "__version__",
+]
 
 
 def load_ipython_extension(ipython):
@@ -23,8 +36,71 @@ def unload_ipython_extension(ipython):
     """Nothing to undo: the warm models stay with the kernel until `%creative evict all`."""
 
 
+# -- the tasks: the same functions the magics call ----------------------------------------------
+
+
 def story(prompt=None, **params):
     """Write a story or poem; see `creative_magics.api.story`."""
     from .api import story as run
 
     return run(prompt, **params)
+
+
+def paint(prompt=None, **params):
+    """Paint pictures from a prompt (or from an image and a prompt); see `creative_magics.api.paint`."""
+    from .api import paint as run
+
+    return run(prompt, **params)
+
+
+def stylize(content=None, style=None, **params):
+    """Restyle an image after style images (Gatys) or a text style (method="img2img"); see `creative_magics.api.stylize`."""
+    from .api import stylize as run
+
+    return run(content, style, **params)
+
+
+def compose(description=None, **params):
+    """Compose music from a description of it; see `creative_magics.api.compose`."""
+    from .api import compose as run
+
+    return run(description, **params)
+
+
+def finetune(name, data=None, **params):
+    """Adapt a text model to your own texts and save it as `name`; see `creative_magics.api.finetune`."""
+    from .api import finetune as run
+
+    return run(name, data, **params)
+
+
+def read_recipe(path_or_image):
+    """The recipe inside a PNG made here (or by the AUTOMATIC1111 web UI), ready to run again:
+    `paint(recipe=...)` for paintings, `stylize(...)` with its values for style transfers."""
+    from .media import read_recipe as read
+
+    return read(path_or_image)
+
+
+# -- the widgets: ipywidgets and ipycanvas load only when one is opened ---------------------------
+
+
+def panel():
+    """The slider panel (one per kernel): its values become the defaults of the next magic run."""
+    from .widgets.panel import open_panel
+
+    return open_panel()
+
+
+def canvas(width=None, height=None):
+    """The style canvas (one per kernel); `.to_image()` is what `canvas` means as an IMAGE."""
+    from .widgets.canvas import open_canvas
+
+    return open_canvas(width=width, height=height)
+
+
+def gallery():
+    """Every result of this session, with its recipe: view it large, load it into the panel, use it as `last`, save it."""
+    from .widgets.gallery import open_gallery
+
+    return open_gallery()

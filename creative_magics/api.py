@@ -9,7 +9,7 @@ from .session import current
 
 
 def _layers(task, given, params, session):
-    panel = session.panel_defaults(task) if hasattr(session, "panel_defaults") else {}
+    panel = session.panel_defaults(task)
     configured = getattr(session.settings, f"{task}_defaults", {}) or {}
     return defaults.merge((given, params), ("panel", panel), ("config", configured))
 
@@ -52,3 +52,248 @@ def _from_recipe(recipe, task, prompt, params):
             merged[key] = recipe[key]
     merged.update(params)
     return (prompt if prompt is not None else recipe.get("prompt")), merged
+
+
+# -- %%paint ---------------------------------------------------------------------------------
+
+
+def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, _given="argument", _namespace=None, **params):
+    """Paint pictures from `prompt`; returns an ImageResult (`.images`, `.image`, `.seeds`, `.recipe`).
+
+    Parameters: model, negative, steps, guidance, width, height, seed, n, scheduler (euler, euler_a,
+    dpm++, ddim, lcm; default: the model's own), init (an IMAGE: path, URL, PIL image, array, result,
+    `last` or `canvas`) with strength for image-to-image, and save (a folder for the PNGs).
+    Values not given come from the panel, %config CreativeMagics.paint_defaults, then the model's
+    recommended settings. `recipe=` re-runs a recipe (a dict, or `read_recipe(png)`); arguments win.
+    on_step(step, total) follows the steps; on_preview(images, step, total) gets cheap previews.
+    """
+    from . import devices, media
+    from .tasks import paint as task
+
+    params = {name: value for name, value in params.items() if value is not None}
+    _unknown(params, task.PARAMS, "paint")
+    from_recipe, recipe_hash = {}, None
+    if recipe is not None:
+        prompt, from_recipe, recipe_hash = _paint_recipe(recipe, prompt, params)
+    if prompt is None or not str(prompt).strip():
+        raise CreativeError("the prompt is empty: write it in the cell body")
+    session = current()
+    panel = session.panel_defaults("paint")
+    configured = getattr(session.settings, "paint_defaults", {}) or {}
+    values, sources = defaults.merge((_given, params), ("recipe", from_recipe), ("panel", panel), ("config", configured))
+    if recipe_hash and values.get("init") is None:
+        raise CreativeError("this recipe started from an image object it cannot name: pass that image with --init")
+    if values.get("init") is None and sources.get("strength") in ("recipe", "panel", "config"):
+        # Only an explicit strength without --init is a mistake: the panel's slider, a default, or an
+        # A1111 text-to-image recipe (its hires fix records one) apply to image-to-image runs only.
+        del values["strength"], sources["strength"]
+    task.check(values)  # before loading anything: a bad value costs no load
+    init = None
+    if values.get("init") is not None:
+        image, label = media.resolve_image(values["init"], _namespace, what="init image")
+        fingerprint = media.image_hash(image)
+        if recipe_hash and fingerprint != recipe_hash:
+            raise CreativeError(
+                f"the init image {label!r} is not the one this recipe started from (hash {fingerprint}, "
+                f"recipe {recipe_hash}): pass the original with --init"
+            )
+        init = (image, label, fingerprint)
+    if values.get("save"):
+        media.check_folder(values["save"])
+    spec = session.resolve("paint", values.get("model"))
+    device = devices.resolve_device(session.settings.device)
+    offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
+    for attempt in (1, 2):
+        try:
+            if offload:
+                using = session.cache.use_offloaded("paint", values.get("model"), device)
+            else:
+                using = session.cache.use("paint", values.get("model"))
+            with using as pipe:
+                result = task.paint(
+                    pipe,
+                    prompt,
+                    values,
+                    sources,
+                    spec=spec,
+                    model_name=values.get("model") or spec.name,
+                    init=init,
+                    safety=bool(getattr(session.settings, "safety_checker", True)),
+                    offload_device=device if offload else None,
+                    on_step=on_step,
+                    on_preview=on_preview,
+                )
+            break
+        except Exception as err:
+            if not _out_of_memory(err):
+                raise
+            if attempt == 2:
+                devices.release_memory(device)
+                raise CreativeError(task.oom_message(values, offload)) from None
+            session.cache.evict_others("paint", values.get("model"), device)  # then try once more
+    if values.get("save"):
+        result.save(values["save"])
+    return session.remember(result)
+
+
+def _paint_recipe(recipe, prompt, params):
+    """(prompt, recipe values, init image hash) of a paint recipe; `params` (the user's) win over it."""
+    if not isinstance(recipe, dict) or recipe.get("task") != "paint":
+        raise CreativeError("that is not a paint recipe (read one from a PNG with creative_magics.read_recipe)")
+    values = dict(recipe.get("params", {}))
+    for key in ("model", "seed"):
+        if recipe.get(key) is not None:
+            values[key] = recipe[key]
+    if "seed" in params or "n" in params:  # a new batch: the recipe's place in its old batch no longer applies
+        values.pop("batch_pos", None)
+    recipe_hash = None if "init" in params else recipe.get("init_hash")
+    if "init" in params:
+        values.pop("init", None)
+    return (prompt if prompt is not None else recipe.get("prompt")), values, recipe_hash
+
+
+def _out_of_memory(err):
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    return isinstance(err, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+
+
+# -- %%compose -------------------------------------------------------------------------------
+
+
+def compose(description=None, *, recipe=None, on_progress=None, _given="argument", **params):
+    """Compose music from `description`; returns an AudioResult (`.audio` channels x samples,
+    `.sample_rate`, `.recipe`; `.save(path)` writes WAV with the recipe inside).
+
+    Parameters: model, seconds, guidance, temperature, top_k, seed, n, and melody (a WAV path, an audio
+    result or an (array, sample_rate) pair; for melody models such as musicgen-melody).
+    on_progress(seconds_done, seconds_total) follows the generation. `recipe=` re-runs a recorded
+    recipe (its description, model, seed and parameters; arguments win).
+    """
+    from . import audio
+    from .tasks import compose as task
+
+    if recipe is not None:
+        description, params = _from_recipe(recipe, "compose", description, params)
+    _unknown(params, task.PARAMS, "compose")
+    if description is None or not str(description).strip():
+        raise CreativeError("the description is empty: describe the music in the cell body")
+    session = current()
+    values, sources = _layers("compose", _given, params, session)
+    task.check(values)  # before loading anything: a bad value costs no load
+    melody = audio.load_melody(values["melody"]) if values.get("melody") is not None else None
+    with session.cache.use("compose", values.get("model")) as music_model:
+        name = values.get("model") or session.resolve("compose", None).name
+        result = task.compose(music_model, str(description), values, sources, model_name=name, melody=melody, on_progress=on_progress)
+    return session.remember(result)
+
+
+# -- %%finetune ------------------------------------------------------------------------------
+
+
+def finetune(name, data=None, *, overwrite=False, on_progress=None, _given="argument", **params):
+    """Adapt a text model to `data` and save it as `name`, usable at once with `story(..., model=name)`
+    and after a restart. Returns a FinetuneResult (`.path`, `.losses`, `.perplexity_before`,
+    `.perplexity_after`, `.recipe`).
+
+    data: a text, a list of texts, or the path of a .txt file, a folder of .txt files or a .jsonl file
+    with a "text" field on each line. Parameters: base (default: the story model), epochs, max_steps,
+    lr, batch_size, block_size, lora_r, lora_alpha, full, eval_split, seed.
+    `overwrite=True` lets `name` replace a model or alias that has it already.
+    """
+    import os
+
+    from . import adapters, corpus
+    from .tasks import finetune as task
+
+    _unknown(params, task.PARAMS, "finetune")
+    adapters.check_name(name)
+    session = current()
+    values, sources = _layers("finetune", _given, params, session)
+    task.check(values)  # before loading anything: a bad value costs no load
+    base = values.get("base") or (getattr(session.settings, "story_defaults", None) or {}).get("model") or None
+    base_spec = session.resolve("finetune", base)
+    reason = adapters.taken(name, session.settings.aliases)
+    if reason and not overwrite:
+        raise CreativeError(f"{name!r} is already {reason}: choose another name, or add --overwrite to replace it")
+    if os.path.abspath(base_spec.source) == os.path.abspath(adapters.folder(name)):
+        raise CreativeError(f"{name!r} cannot be fine-tuned into itself: give the new model another name")
+    texts = corpus.read_texts(data)
+    if not values.get("full"):
+        adapters.need_peft()
+    with session.cache.use("finetune", base) as text_model:
+        result = task.train(
+            text_model, texts, values, sources, name=name, base_name=base or base_spec.name, base_spec=base_spec, on_progress=on_progress
+        )
+    if result.path:
+        adapters.forget_warm(session.cache, result.path)  # a warm model of that name is now out of date
+    return session.remember(result)
+
+
+# -- %%stylize -------------------------------------------------------------------------------
+
+
+def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=None, _given="argument", _namespace=None, **params):
+    """Restyle the `content` image; returns an ImageResult (`.image`, `.images`, `.recipe`).
+
+    method="gatys" (default): neural style transfer after `style` (an IMAGE, or a list of them,
+    blended with `style_blend` weights) on VGG19. Parameters: model, steps, size, style_weight,
+    content_weight, tv_weight, init ("content" or "noise"), optimizer ("lbfgs" or "adam"), lr,
+    preserve_color, style_layers, content_layer, seed.
+    method="img2img": `prompt` describes the style ("a watercolor painting"); the content image is
+    repainted by the %%paint image-to-image pipeline (model = a paint model; strength, guidance,
+    steps, seed apply) and the result carries a paint recipe.
+    An IMAGE is a file path, an http(s) URL, a PIL image, a numpy array, a result, `last` or `canvas`.
+    """
+    from . import media
+    from .tasks import stylize as task
+
+    params = {name: value for name, value in params.items() if value is not None}
+    _unknown(params, task.PARAMS, "stylize")
+    method = params.pop("method", None) or "gatys"
+    if method not in task.METHODS:
+        raise CreativeError(f"method must be gatys or img2img, not {method!r}")
+    if content is None or (isinstance(content, str) and not content.strip()):
+        raise CreativeError("no content image: give --content IMAGE (a file, a URL, a variable, `last` or `canvas`)")
+    if method == "img2img":
+        return _stylize_img2img(content, style, prompt, params, on_step, on_preview, _given, _namespace)
+    if prompt and str(prompt).strip():
+        raise CreativeError("a text style needs --method img2img; the gatys method takes its style from --style images")
+    for name in ("strength", "guidance"):
+        if name in params:
+            raise CreativeError(f"--{name} belongs to --method img2img; the gatys method uses --style-weight and --steps")
+    styles = style if isinstance(style, (list, tuple)) else ([] if style is None else [style])
+    if not styles:
+        raise CreativeError("no style image: give --style IMAGE (a file, a URL, a variable, `last` or `canvas`)")
+    session = current()
+    values, sources = _layers("stylize", _given, params, session)
+    task.check(values)  # before loading anything: a bad value costs no load
+    content_image, content_label = media.resolve_image(content, _namespace, what="content image")
+    resolved = [media.resolve_image(s, _namespace, what="style image") for s in styles]
+    labels = {"content": content_label, "style": [label for _, label in resolved]}
+    with session.cache.use("stylize", values.get("model")) as net:
+        name = values.get("model") or session.resolve("stylize", None).name
+
+        def progress(step, steps, loss, preview):
+            if on_step is not None:
+                on_step(step, steps, loss)
+            if preview is not None and on_preview is not None:
+                on_preview([preview], step, steps)
+
+        result = task.stylize(net, content_image, [image for image, _ in resolved], values, sources, name, labels, progress)
+    return session.remember(result)
+
+
+def _stylize_img2img(content, style, prompt, params, on_step, on_preview, given, namespace):
+    """The diffusion method: %%paint's image-to-image with the text style as the prompt."""
+    if style is not None and style != []:
+        raise CreativeError("--method img2img takes its style from the text in the cell body, not from --style images")
+    if prompt is None or not str(prompt).strip():
+        raise CreativeError("--method img2img restyles after a text: describe the style in the cell body (\"a watercolor painting\")")
+    gatys_only = sorted(set(params) - {"model", "seed", "strength", "guidance", "steps"})
+    if gatys_only:
+        raise CreativeError(f"--{gatys_only[0].replace('_', '-')} belongs to the gatys method, not img2img")
+    return paint(prompt, init=content, on_step=on_step, on_preview=on_preview, _given=given, _namespace=namespace, **params)

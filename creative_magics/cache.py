@@ -152,12 +152,7 @@ class ModelCache:
         for victim in sorted(resident, key=lambda e: e.last_used):
             if victim.users:
                 continue
-            if devices.is_accelerator(device):
-                self._make_room("cpu", victim.nbytes, keep=victim)
-                victim.obj = victim.obj.to(device="cpu")
-                victim.device = "cpu"
-            else:
-                self._drop(victim)
+            self._evict(victim)
             used -= victim.nbytes
             freed = True
             if used + needed <= budget:
@@ -165,10 +160,50 @@ class ModelCache:
         if freed:
             devices.release_memory(device)
 
+    def _evict(self, victim):
+        """Off a GPU a model moves to the CPU (still warm); off the CPU it is dropped."""
+        if devices.is_accelerator(victim.device):
+            self._make_room("cpu", victim.nbytes, keep=victim)
+            victim.obj = victim.obj.to(device="cpu")
+            victim.device = "cpu"
+        else:
+            self._drop(victim)
+
     def _drop(self, entry):
         entry.obj = None
         if self._entries.get(entry.spec.key) is entry:
             del self._entries[entry.spec.key]
+
+    # -- %%paint: CPU offload, and freeing a device for one model ----------------------------
+
+    @contextmanager
+    def use_offloaded(self, task, ref, device):
+        """Like `use`, but the model stays in host memory, in `device`'s precision, for a caller that runs
+        it with accelerate's offloading (each part moves to `device` only while it runs)."""
+        entry = self._entry(task, ref)
+        with self._lock:
+            entry.users += 1
+        try:
+            dtype = devices.resolve_dtype(self.settings.dtype, device, self._preferred_dtype(entry.spec))
+            with self._lock:
+                self._place(entry, "cpu", dtype)
+                entry.last_used = time.monotonic()
+            yield entry.obj
+        finally:
+            with self._lock:
+                entry.users -= 1
+                entry.last_used = time.monotonic()
+
+    def evict_others(self, task, ref, device):
+        """Free `device` of every warm model but (task, ref) that no call is using: from a GPU they move
+        to the CPU (still warm), from the CPU they are dropped. Returns their names."""
+        keep = self.resolve(task, ref).key
+        with self._lock:
+            victims = [e for e in self._entries.values() if e.loaded and e.device == device and e.spec.key != keep and not e.users]
+            for victim in victims:
+                self._evict(victim)
+        devices.release_memory(device)
+        return [victim.name for victim in victims]
 
     # -- user commands -------------------------------------------------------------------
 
@@ -230,6 +265,7 @@ class ModelCache:
                         "hits": stats["hits"],
                         "last_used_s": round(now - entry.last_used, 1),
                         "in_use": entry.users > 0,
+                        "source": entry.spec.source,  # %%finetune: tells a fine-tuned model's folder
                     }
                 )
         return rows

@@ -35,8 +35,6 @@ def reachable_url(url, timeout=PROBE_SECONDS):
 
     The probe runs in a daemon thread because name resolution ignores socket timeouts.
     """
-    if offline_by_env():
-        return False
     address = _host_port(url)
     with _lock:
         when, ok = _answers.get(address, (0.0, None))
@@ -53,6 +51,8 @@ def reachable_url(url, timeout=PROBE_SECONDS):
 
 
 def hub_reachable(timeout=PROBE_SECONDS):
+    if offline_by_env():
+        return False
     return reachable_url(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
 
 

@@ -6,6 +6,7 @@ only if it answers within 2 s, so a closed network costs seconds, not a 49 s DNS
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 
 from . import hub, tiny
@@ -34,6 +35,10 @@ class MusicModel:
 
     model: object
     processor: object
+    # -- %%compose: the T5 tokenizer, and for melody models the melody feature extractor's settings;
+    # `processor` is None for those where transformers cannot build it (it needs torchaudio).
+    tokenizer: object = None
+    melody_features: dict = None
 
     def to(self, device=None, dtype=None):
         self.model.to(device=device, dtype=dtype)
@@ -85,43 +90,63 @@ def load_diffusion(source, dtype, settings, **kwargs):
 
     diffusers_logging.disable_progress_bar()
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source, torch_dtype=dtype, **kwargs)
+        import warnings
+
+        with warnings.catch_warnings():
+            # %%paint: diffusers >= 0.42 prefers `dtype` and warns on stderr; older ones take only `torch_dtype`.
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)
+            pipe = AutoPipelineForText2Image.from_pretrained(source, torch_dtype=dtype, **kwargs)
     finally:
         diffusers_logging.enable_progress_bar()
     return pipe
 
 
 def load_musicgen(source, dtype, settings, **kwargs):
-    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+    """MusicGen, or MusicGen-melody when the config says so (its model_type)."""
+    from transformers import AutoConfig, AutoProcessor, MusicgenForConditionalGeneration
 
+    config = AutoConfig.from_pretrained(source, **kwargs)
+    if config.model_type == "musicgen_melody":
+        return _load_musicgen_melody(source, config, dtype, **kwargs)
+    if config.model_type != "musicgen":
+        raise ValueError(f"its model type is {config.model_type!r}, not musicgen")
     processor = AutoProcessor.from_pretrained(source, **kwargs)
-    model = MusicgenForConditionalGeneration.from_pretrained(source, **{_dtype_kwarg(): dtype}, **kwargs)
+    model = MusicgenForConditionalGeneration.from_pretrained(source, config=config, **{_dtype_kwarg(): dtype}, **kwargs)
     model.eval()
-    return MusicModel(model, processor)
+    return MusicModel(model, processor, tokenizer=processor.tokenizer)
+
+
+def _load_musicgen_melody(source, config, dtype, **kwargs):
+    from transformers import AutoProcessor, AutoTokenizer, MusicgenMelodyForConditionalGeneration
+    from transformers.feature_extraction_utils import FeatureExtractionMixin
+
+    model = MusicgenMelodyForConditionalGeneration.from_pretrained(source, config=config, **{_dtype_kwarg(): dtype}, **kwargs)
+    model.eval()
+    features, _ = FeatureExtractionMixin.get_feature_extractor_dict(source, **kwargs)
+    try:
+        processor = AutoProcessor.from_pretrained(source, **kwargs)
+        tokenizer = processor.tokenizer
+    except ImportError:  # transformers' melody feature extractor needs torchaudio; audio.melody_chroma stands in
+        processor = None
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    return MusicModel(model, processor, tokenizer=tokenizer, melody_features=features)
 
 
 def load_vgg(source, dtype, settings, **kwargs):
-    """A VGG19 feature net from a folder (config.json + model.safetensors) or a weights file."""
-    import json
-
+    """A VGG19 feature net from a folder (model.safetensors) or a weights file (.safetensors or a
+    torchvision .pth read with weights_only=True). Widths come from the weights, so narrow nets load too."""
     import torch
 
-    from .nets.vgg import VGG19_WIDTHS, VGG19Features
+    from .nets.vgg import LAYER_INDEX, VGG19Features
 
-    widths = VGG19_WIDTHS
-    path = source
-    if os.path.isdir(source):
-        config = os.path.join(source, "config.json")
-        if os.path.exists(config):
-            with open(config) as f:
-                widths = json.load(f).get("widths", VGG19_WIDTHS)
-        path = os.path.join(source, "model.safetensors")
+    path = os.path.join(source, "model.safetensors") if os.path.isdir(source) else source
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
         state = load_file(path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    widths = [state[f"features.{LAYER_INDEX[f'conv{block}_1']}.weight"].shape[0] for block in range(1, 6)]
     net = VGG19Features(widths).load_features(state)
     return net.to(dtype=dtype)
 
@@ -140,16 +165,25 @@ def load_model(spec, dtype, settings=None):
     if spec.kind == "tiny":
         with quiet():
             return load(str(tiny.ensure(spec.source)), dtype, settings, local_files_only=True)
+    if spec.kind == "adapter":  # -- %%finetune: a LoRA folder loads as its base with the adapter merged in
+        from .adapters import load_adapter
+
+        return load_adapter(spec, dtype, settings)
     if spec.kind == "local":
         try:
             with quiet():
                 if spec.family == "vgg":
                     return load(spec.source, dtype, settings)
                 return load(spec.source, dtype, settings, local_files_only=True)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
-            raise ModelNotAvailable(f"folder {spec.source!r} does not hold a loadable {spec.family} model: {_first_line(err)}") from None
+        except Exception as err:  # the user's folder or file is not a model of this kind: one line
+            raise ModelNotAvailable(f"{spec.source!r} does not hold a loadable {spec.family} model: {_first_line(err)}") from None
     if spec.kind == "torchvision":
-        return load(_torchvision_weights(settings), dtype, settings)
+        path = _torchvision_weights(settings)
+        check_hash(path)
+        try:
+            return load(path, dtype, settings)
+        except Exception as err:  # a file of the user's that is not what it should be: say so in one line
+            raise ModelNotAvailable(f"{path!r} is not a VGG19 weights file: {_first_line(err)}") from None
     try:
         with quiet():
             return load(spec.source, dtype, settings, local_files_only=True)
@@ -188,8 +222,39 @@ def _torchvision_weights(settings):
             "the VGG19 weights are not downloaded yet and download.pytorch.org is unreachable: "
             "set %config CreativeMagics.vgg_weights = 'path/to/vgg19.pth', or use profile 'tiny'"
         )
-    torch.hub.load_state_dict_from_url(TORCHVISION_URL, check_hash=True, map_location="cpu", weights_only=True)
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(TORCHVISION_URL, cached, hash_prefix=_hash_prefix(cached))
+    except RuntimeError as err:  # torch.hub's hash check
+        raise ModelNotAvailable(f"the downloaded VGG19 weights are damaged ({_first_line(err)}); try again") from None
     return cached
+
+
+_HASHED_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+def _hash_prefix(path):
+    """torch.hub's convention: `name-<first hex digits of the SHA-256>.pth`."""
+    match = _HASHED_NAME.search(os.path.basename(path))
+    return match.group(1) if match else None
+
+
+def check_hash(path):
+    """A weights file named by torch.hub's convention must match its hash, as torch.hub checks on download."""
+    import hashlib
+
+    prefix = _hash_prefix(path)
+    if prefix is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(prefix):
+        raise ModelNotAvailable(
+            f"{os.path.basename(path)} has the wrong hash (its SHA-256 does not start with {prefix}): "
+            "the file is damaged or not the published weights; delete it and let it download again"
+        )
 
 
 def _first_line(err):

@@ -49,7 +49,8 @@ BUILTIN_ALIASES = {
     "musicgen-small": Alias("musicgen", "facebook/musicgen-small", "tiny-musicgen", "MusicGen 300M"),
     "musicgen-medium": Alias("musicgen", "facebook/musicgen-medium", "tiny-musicgen", "MusicGen 1.5B"),
     "musicgen-large": Alias("musicgen", "facebook/musicgen-large", "tiny-musicgen", "MusicGen 3.3B"),
-    "musicgen-melody": Alias("musicgen", "facebook/musicgen-melody", "tiny-musicgen", "MusicGen melody 1.5B"),
+    "musicgen-melody": Alias("musicgen", "facebook/musicgen-melody", "tiny-musicgen-melody", "MusicGen melody 1.5B, --melody"),
+    "musicgen-melody-large": Alias("musicgen", "facebook/musicgen-melody-large", "tiny-musicgen-melody", "MusicGen melody 3.3B, --melody"),
 }
 
 # The model each task uses when none is named.
@@ -62,6 +63,7 @@ TINY_FAMILY = {
     "tiny-sd": "diffusion",
     "tiny-vgg19": "vgg",
     "tiny-musicgen": "musicgen",
+    "tiny-musicgen-melody": "musicgen",
 }
 
 _HUB_ID = re.compile(r"^[\w.\-]{1,96}(/[\w.\-]{1,96})?$")
@@ -73,7 +75,7 @@ class ModelSpec:
 
     name: str
     family: str
-    kind: str  # "hub" | "local" | "tiny" | "torchvision"
+    kind: str  # "hub" | "local" | "tiny" | "torchvision" | "adapter" (a LoRA folder, see adapters.py)
     source: str
 
     @property
@@ -117,6 +119,8 @@ def resolve(task, ref, *, aliases=None, profile="default"):
         return _checked(ModelSpec(name, alias.family, kind, alias.source), family, task)
     path = os.path.expanduser(ref)
     if os.path.isdir(path):
+        if family == "causal_lm" and os.path.isfile(os.path.join(path, "adapter_config.json")):
+            return ModelSpec(name, family, "adapter", os.path.abspath(path))  # -- %%finetune: a LoRA folder
         return ModelSpec(name, family, "local", os.path.abspath(path))
     if os.path.isfile(path) and family == "vgg":
         return ModelSpec(name, family, "local", os.path.abspath(path))

@@ -74,3 +74,223 @@ def story_markdown(shown_prompt, texts, seed=None, interrupted=False):
 
 def escape_html(text):
     return html.escape(text, quote=True)
+
+
+# -- %%paint ---------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ImageResult:
+    """Pictures made by %%paint and %%stylize. `.image` is the first, `.images` all of them (PIL, each carrying its
+    recipe as A1111 `parameters`), `.seeds` the seed of each, `.paths` the files --save wrote."""
+
+    images: list
+    recipe: dict
+    seeds: list = field(default_factory=list)
+    prompt: str = ""
+    interrupted: bool = False
+    steps_done: int = 0
+    steps_total: int = 0
+    notes: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
+    losses: list = field(default_factory=list)  # %%stylize: the loss terms of each iteration
+    kind: str = field(default="image", init=False)
+
+    @property
+    def image(self):
+        return self.images[0] if self.images else None
+
+    def grid(self):
+        """All the images in one compact grid (PIL), or None when there are none."""
+        from .media import grid
+
+        return grid(self.images)
+
+    def save(self, folder):
+        """Write the images as PNGs with their recipes into `folder`; returns the paths."""
+        from .media import save_images
+
+        self.paths = save_images(self.images, folder, self.seeds)
+        return self.paths
+
+    def _repr_png_(self):
+        from .media import png_bytes
+
+        sheet = self.grid()
+        return png_bytes(sheet) if sheet is not None else None
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+    def __repr__(self):
+        params = self.recipe.get("params", {})
+        count = len(self.images)
+        what = f"{count} image{'s' if count != 1 else ''}"
+        if len(self.seeds) > 1:
+            what += f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds == list(range(self.seeds[0], self.seeds[0] + len(self.seeds))) else f", seeds {self.seeds}"
+        head = f"<ImageResult {self.recipe.get('model')} seed={self.seeds[0] if self.seeds else self.recipe.get('seed')}"
+        size = f" {params.get('width')}x{params.get('height')}" if params.get("width") else ""
+        how = " image-to-image" if "strength" in params else ""
+        stopped = ""
+        if self.interrupted:
+            stopped = f" (stopped at step {self.steps_done}/{self.steps_total}: {'previews' if count else 'nothing to show'})"
+        return f"{head}{size}{how}, {what}{stopped}>"
+
+
+# -- %%finetune ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class FinetuneResult:
+    """A model adapted by %%finetune: where it was saved, the loss of each step, and held-out
+    perplexity before and after. While training, partial results (done=False) report progress."""
+
+    name: str
+    base: str
+    method: str  # "lora" | "full"
+    recipe: dict
+    path: str = None
+    losses: list = field(default_factory=list)
+    steps: int = 0
+    max_steps: int = 0
+    epoch: float = 0.0
+    loss_before: float = None
+    loss_after: float = None
+    perplexity_before: float = None
+    perplexity_after: float = None
+    tokens: int = 0
+    train_blocks: int = 0
+    held_out_blocks: int = 0
+    block_size: int = 0
+    trained_tokens: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    done: bool = True
+    kind: str = field(default="finetune", init=False)
+
+    @property
+    def tokens_per_s(self):
+        return self.trained_tokens / self.elapsed_s if self.elapsed_s else 0.0
+
+    def summary_lines(self):
+        params = self.recipe.get("params", {})
+        how = f"LoRA (r={params.get('lora_r')}, alpha={params.get('lora_alpha')})" if self.method == "lora" else "a full fine-tune"
+        lines = [
+            f"Fine-tuned {self.name!r} from {self.base} with {how}: {self.steps} steps, {self.epoch:.3g} epochs, "
+            f"on {self.tokens:,} tokens ({self.train_blocks + self.held_out_blocks} blocks of {self.block_size}, "
+            f"{self.held_out_blocks} held out)."
+        ]
+        if self.perplexity_before is not None:
+            after = f"{self.perplexity_after:.1f}" if self.perplexity_after is not None else "not measured"
+            lines.append(f"Held-out perplexity: {self.perplexity_before:.1f} before, {after} after.")
+        if self.interrupted:
+            lines.append(
+                f"Stopped at step {self.steps} of {self.max_steps}; what was learned so far is saved."
+                if self.path
+                else "Stopped before the first step finished; nothing was saved."
+            )
+        if self.path:
+            lines.append(f"Use it with %%story -m {self.name}  (folder: {self.path})")
+        return lines
+
+    def markdown(self):
+        return "  \n".join(self.summary_lines())
+
+    def _repr_markdown_(self):
+        return self.markdown()
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+    def __str__(self):
+        return "\n".join(self.summary_lines())
+
+    def __repr__(self):
+        before, after = self.perplexity_before, self.perplexity_after
+        ppl = f" perplexity {before:.1f} -> {after:.1f}" if before is not None and after is not None else ""
+        stopped = " (stopped)" if self.interrupted else ""
+        return f"<FinetuneResult {self.name!r} from {self.base} {self.method} {self.steps} steps{ppl}{stopped}>"
+
+
+# -- %%compose -------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class AudioResult:
+    """Music made by %%compose. `.audio` is the first piece (numpy float32, channels x samples),
+    `.audios` all of them; `.sample_rate` in Hz. Shown as players with a waveform and spectrogram."""
+
+    audios: list
+    sample_rate: int
+    recipe: dict
+    prompt: str = ""
+    interrupted: bool = False
+    paths: list = field(default_factory=list)
+    kind: str = field(default="audio", init=False)
+
+    @property
+    def audio(self):
+        return self.audios[0] if self.audios else None
+
+    @property
+    def seconds(self):
+        return self.audio.shape[-1] / self.sample_rate if self.audios else 0.0
+
+    @property
+    def channels(self):
+        return self.audio.shape[0] if self.audios else 0
+
+    def save(self, path, float32=False):
+        """Write the piece as WAV (16-bit, or 32-bit float), the recipe inside; several pieces are
+        numbered (song-1.wav, song-2.wav, ...). Returns the paths written."""
+        from . import audio
+
+        path = audio.check_wav_path(path)
+        paths = audio.numbered_paths(path, len(self.audios))
+        for index, (samples, target) in enumerate(zip(self.audios, paths)):
+            recipe = dict(self.recipe, sample=index + 1) if len(self.audios) > 1 else self.recipe
+            audio.write_wav(target, samples, self.sample_rate, recipe=recipe, float32=float32, title=self.prompt)
+        self.paths = list(paths)
+        return self.paths
+
+    def picture(self, index=0):
+        """PNG bytes of the waveform and spectrogram of piece `index` (drawn once)."""
+        from . import audio
+
+        cache = self.__dict__.setdefault("_pictures", {})
+        if index not in cache:
+            cache[index] = audio.picture_png(self.audios[index], self.sample_rate)
+        return cache[index]
+
+    def summary(self):
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
+        more = f", {len(self.audios)} pieces" if len(self.audios) > 1 else ""
+        stopped = " (stopped)" if self.interrupted else ""
+        return f"{self.seconds:.2f} s of {layout} audio at {self.sample_rate} Hz{more}{stopped}"
+
+    def html(self):
+        import base64
+
+        from . import audio
+
+        head = f"<p><b>{escape_html(self.prompt)}</b><br><small>{escape_html(self.recipe.get('model', ''))}, seed {self.recipe.get('seed')}: {escape_html(self.summary())}</small></p>"
+        parts = [head]
+        for index, samples in enumerate(self.audios):
+            if len(self.audios) > 1:
+                parts.append(f"<p><b>Piece {index + 1}</b></p>")
+            parts.append(audio.player_html(samples, self.sample_rate))
+            if samples.shape[-1]:
+                png = base64.b64encode(self.picture(index)).decode("ascii")
+                parts.append(f'<br><img src="data:image/png;base64,{png}" alt="waveform and spectrogram"/>')
+        return "\n".join(parts)
+
+    def _repr_html_(self):
+        return self.html()
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+    def __repr__(self):
+        model, seed = self.recipe.get("model"), self.recipe.get("seed")
+        head = self.prompt[:60].replace("\n", " ")
+        return f"<AudioResult {model} seed={seed}: {self.summary()}, {head!r}{'...' if len(self.prompt) > 60 else ''}>"

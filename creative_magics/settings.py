@@ -50,6 +50,67 @@ class Settings(Configurable):
         help="Defaults for %%story (e.g. {'model': 'gpt2', 'temperature': 0.7}); flags and the panel win over them.",
     ).tag(config=True)
 
+    # -- %%paint
+    paint_defaults = Dict(
+        help="Defaults for %%paint (e.g. {'model': 'sd15', 'steps': 30, 'scheduler': 'dpm++'}); "
+        "flags and the panel win over them, and they win over each model's recommended settings.",
+    ).tag(config=True)
+
+    safety_checker = Bool(
+        True,
+        help="Run a %%paint model's own safety checker when it ships one (Stable Diffusion 1.5 does; "
+        "SD-Turbo and SDXL do not): flagged images come back black, with a note. False turns it off.",
+    ).tag(config=True)
+
+    cpu_offload = Bool(
+        False,
+        help="Keep %%paint models in host memory and move each part to the GPU only while it runs "
+        "(diffusers' enable_model_cpu_offload): slower, but large models fit small GPUs. No effect on the CPU.",
+    ).tag(config=True)
+
+    @validate("paint_defaults")
+    def _check_paint_defaults(self, proposal):
+        from .tasks.paint import PARAMS
+
+        allowed = [p for p in PARAMS if p not in ("init", "save", "seed")]  # per call, never defaults
+        unknown = sorted(set(proposal["value"]) - set(allowed))
+        if unknown:
+            raise TraitError(f"paint_defaults takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
+        return proposal["value"]
+
+    # -- %%compose
+    compose_defaults = Dict(
+        help="Defaults for %%compose (e.g. {'model': 'musicgen-medium', 'seconds': 15, 'guidance': 4}); "
+        "flags and the panel win over them, and they win over the model's generation_config.",
+    ).tag(config=True)
+
+    @validate("compose_defaults")
+    def _check_compose_defaults(self, proposal):
+        from .tasks.compose import PARAMS
+
+        allowed = [p for p in PARAMS if p not in ("seed", "melody")]  # per call, never defaults
+        unknown = sorted(set(proposal["value"]) - set(allowed))
+        if unknown:
+            raise TraitError(f"compose_defaults takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
+        return proposal["value"]
+
+    # -- %%finetune
+    finetune_defaults = Dict(
+        help="Defaults for %%finetune (e.g. {'base': 'gpt2', 'epochs': 5, 'lora_r': 16}); flags win over them. "
+        "Without a base, %%finetune adapts the story model.",
+    ).tag(config=True)
+
+    stylize_defaults = Dict(
+        help="Defaults for %%stylize (e.g. {'steps': 500, 'style_weight': 1e5, 'optimizer': 'adam'}); "
+        "flags and the panel win over them.",
+    ).tag(config=True)
+
+    vgg_weights = Unicode(
+        "",
+        help="A local VGG19 weights file for %%stylize (torchvision's vgg19-dcbb9e9d.pth, or .safetensors); "
+        "empty = download torchvision's published weights on first use, hash-checked.",
+    ).tag(config=True)
+
     trust_remote_code = Bool(
         False,
         help="Allow models that ship their own Python code. Off by default: it runs code from the hub.",

@@ -12,7 +12,7 @@ import threading
 from ..paths import home
 
 # Bump when a builder changes, so old builds are not reused.
-TINY_VERSION = "2"
+TINY_VERSION = "3"  # 3: the tiny MusicGen's codebooks are random (they were zero) and its text weighs more
 
 BUILDERS = {
     "tiny-gpt2": "creative_magics.tiny.text:build_base",
@@ -20,6 +20,7 @@ BUILDERS = {
     "tiny-sd": "creative_magics.tiny.diffusion:build",
     "tiny-vgg19": "creative_magics.tiny.vgg:build",
     "tiny-musicgen": "creative_magics.tiny.music:build",
+    "tiny-musicgen-melody": "creative_magics.tiny.music_melody:build",  # -- %%compose --melody
 }
 
 _lock = threading.Lock()
