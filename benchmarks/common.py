@@ -13,10 +13,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def interleaved(runs, **contenders):
-    """Time each contender `runs` times, alternating them so drift hits all alike. Returns medians (s)."""
+    """Time each contender `runs` times, alternating them (and their order, so neither always runs
+    second on warm caches) so drift hits all alike. Returns medians (s)."""
     times = {name: [] for name in contenders}
-    for _ in range(runs):
-        for name, fn in contenders.items():
+    order = list(contenders.items())
+    for run in range(runs):
+        for name, fn in order if run % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
