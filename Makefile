@@ -7,7 +7,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: lab test install browser colab-test clean
+.PHONY: lab test install browser colab-test binder-test clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,18 @@ browser:
 	fi
 	@[ -x /usr/bin/chromium ] || echo "No /usr/bin/chromium: the browser test will be skipped (apt-get install chromium)."
 
-# The widget tests again with Google Colab's versions (IPython 7.34, ipywidgets 7.7.1) in a second venv.
+# The widget tests and the notebooks again with Google Colab's versions (IPython 7.34, ipywidgets 7.7.1).
 colab-test:
 	PYTHON=$(PYTHON) TORCH="$(TORCH)" scripts/colab_venv_tests.sh $(VENV)-colab
+
+# The notebooks in a fresh venv installed from binder/ alone, as repo2docker (Binder) installs it.
+binder-test:
+	TORCH="$(TORCH)" scripts/binder_venv_tests.sh $(VENV)-binder
 
 test: $(BIN)/.installed browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 	$(MAKE) colab-test
+	$(MAKE) binder-test
 
 clean:
-	rm -rf $(VENV) $(VENV)-colab
+	rm -rf $(VENV) $(VENV)-colab $(VENV)-binder

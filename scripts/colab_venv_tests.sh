@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The widget unit tests with Google Colab's versions: IPython 7.34 and ipywidgets 7.7.1, in a second
-# venv beside the main one (CI runs this after `make test`).
+# The widget unit tests and the notebooks (nbval) with Google Colab's versions: IPython 7.34 and
+# ipywidgets 7.7.1, in a second venv beside the main one (CI runs this after `make test`).
 #
 #   scripts/colab_venv_tests.sh [VENV]      VENV defaults to .venv-colab (git-ignored)
 #
@@ -23,3 +23,5 @@ assert (IPython.__version__, ipywidgets.__version__) == ("7.34.0", "7.7.1"), (IP
 print(f"Colab versions: IPython {IPython.__version__}, ipywidgets {ipywidgets.__version__}")
 PY
 HF_HUB_OFFLINE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_widgets_*.py
+# The notebooks run in a kernel of this venv (IPython 7.34), against the same stored outputs.
+HF_HUB_OFFLINE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider notebooks/

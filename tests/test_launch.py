@@ -1,0 +1,162 @@
+"""Launch anywhere: the notebooks are the same for CI and for a real run (only the profile differs, and
+CI sets it from outside), their first cell sets up Google Colab and does nothing elsewhere, Binder's
+files install the package, and the README's badges open the quick start.
+
+The notebooks themselves run under nbval (`pytest notebooks/`, in `make test`), in the Binder venv
+(scripts/binder_venv_tests.sh) and in the Colab-versions venv (scripts/colab_venv_tests.sh)."""
+
+import contextlib
+import importlib.metadata
+import io
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from creative_magics.models import BUILTIN_ALIASES
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from colab_cell import COLAB_CELL, REPOSITORY  # noqa: E402
+
+# Cells whose output really varies from run to run (a drawn seed), by notebook and a line of their source.
+IGNORED_OUTPUTS = {("story.ipynb", "%%story -m gpt2 --max-new-tokens 30 -o tale")}
+
+# What would only work in CI or offline: tiny model names, choosing a profile, the offline switches,
+# the test model home, or reaching into the tiny builders.
+TINY_ONLY = re.compile(
+    r"tiny[-_]|creative_magics\.tiny|\bprofile\b|CREATIVE_MAGICS_|HF_HUB_OFFLINE|HF_HOME|TRANSFORMERS_OFFLINE|"
+    r"local_files_only|creative_magics_test_home|\.cache/creative_magics"
+)
+MODEL_FLAG = re.compile(r"(?:-m|--model|--base)\s+([^\s]+)")
+MODEL_ARGUMENT = re.compile(r"\b(?:model|base)\s*=\s*[\"']([^\"']+)[\"']")
+NEW_NAME = re.compile(r"%%?finetune\s+([\w.-]+)|finetune\(\s*[\"']([^\"']+)[\"']")
+
+
+def code_cells(path):
+    return [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+def notebook(request):
+    return request.param
+
+
+def test_the_first_code_cell_is_the_colab_cell(notebook):
+    first = code_cells(notebook)[0]
+    assert first.source == COLAB_CELL, f"run: python scripts/colab_cell.py {notebook.relative_to(ROOT)}"
+    assert first.outputs == [] and first.execution_count is not None  # nbval checks it prints nothing
+    assert code_cells(notebook)[1].source.strip() == "%load_ext creative_magics"
+
+
+def test_no_tiny_only_paths(notebook):
+    """With the hub, `profile=default` runs these very cells: nothing in them needs the tiny models."""
+    for cell in code_cells(notebook)[1:]:
+        found = TINY_ONLY.search(cell.source)
+        assert found is None, f"{notebook.name}: {found.group(0)!r} in\n{cell.source}"
+
+
+def test_models_are_built_in_aliases_or_made_in_the_notebook(notebook):
+    """Every model a cell names is an alias that means a hub model under the default profile, or one
+    the notebook fine-tunes itself; never a folder or a tiny name."""
+    sources = [cell.source for cell in code_cells(notebook)[1:]]
+    made = {name for source in sources for match in NEW_NAME.finditer(source) for name in match.groups() if name}
+    named = {m for source in sources for regex in (MODEL_FLAG, MODEL_ARGUMENT) for m in regex.findall(source)}
+    unknown = sorted(named - set(BUILTIN_ALIASES) - made)
+    assert not unknown, f"{notebook.name} names models that are not built-in aliases: {unknown}"
+
+
+def test_outputs_are_stored_and_compared(notebook):
+    """Every code cell was run when the notebook was stored, so nbval compares each one; outputs are
+    ignored only where they really vary, nothing is skipped, and no stored output is a traceback."""
+    for cell in code_cells(notebook):
+        assert cell.execution_count is not None, f"{notebook.name}: run scripts/execute_notebooks.py"
+        tags = set(cell.metadata.get("tags", []))
+        marks = {line.strip() for line in cell.source.splitlines() if line.strip().startswith("# NBVAL")}
+        assert "nbval-skip" not in tags and "# NBVAL_SKIP" not in marks
+        if "nbval-ignore-output" in tags or "# NBVAL_IGNORE_OUTPUT" in marks:
+            assert (notebook.name, cell.source.splitlines()[0]) in IGNORED_OUTPUTS
+        for output in cell.outputs:
+            assert output.output_type != "error", f"{notebook.name}: an error is stored in\n{cell.source}"
+            assert "Traceback" not in str(output.get("text", ""))
+            if "raises-exception" not in tags:
+                assert not str(output.get("text", "")).startswith("UsageError"), cell.source
+
+
+def test_the_quickstart_fits_binder():
+    """Binder gives 1-2 GB: the quick start uses small models only, and says so."""
+    path = ROOT / "notebooks" / "quickstart.ipynb"
+    sources = [cell.source for cell in code_cells(path)[1:]]
+    named = {m for source in sources for m in MODEL_FLAG.findall(source)}
+    assert named and named <= {"gpt2", "distilgpt2", "smollm2-135m"}, named
+    assert all("-m " in source for source in sources if source.startswith("%%story")), "the default story model is larger"
+    text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown")
+    assert "Binder" in text and "GB" in text
+
+
+# -- the Colab cell ------------------------------------------------------------------------------------
+
+
+def run_colab_cell(monkeypatch, colab):
+    calls, enabled = [], []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    if colab:
+        google = types.ModuleType("google")
+        google_colab = types.ModuleType("google.colab")
+        output = types.ModuleType("google.colab.output")
+        output.enable_custom_widget_manager = lambda: enabled.append(True)
+        google.colab, google_colab.output = google_colab, output
+        for name, module in (("google", google), ("google.colab", google_colab), ("google.colab.output", output)):
+            monkeypatch.setitem(sys.modules, name, module)
+        versions = {"ipython": "7.34.0", "ipywidgets": "7.7.1", "torch": "2.8.0+cu126"}
+        monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        exec(compile(COLAB_CELL, "colab_cell", "exec"), {})
+    return calls, enabled, printed.getvalue()
+
+
+def test_outside_colab_the_first_cell_does_nothing(monkeypatch):
+    assert run_colab_cell(monkeypatch, colab=False) == ([], [], "")
+
+
+def test_in_colab_it_installs_keeping_colabs_versions_and_enables_the_widget_manager(monkeypatch):
+    calls, enabled, printed = run_colab_cell(monkeypatch, colab=True)
+    ((args, kwargs),) = calls
+    command = args[0]
+    assert command[:4] == [sys.executable, "-m", "pip", "install"] and kwargs == {"check": True}
+    assert f"creative_magics[train] @ git+{REPOSITORY}" in command
+    assert {"ipython==7.34.0", "ipywidgets==7.7.1", "torch==2.8.0+cu126"} <= set(command)  # never upgraded
+    assert not any(arg.startswith(("-U", "--upgrade", "--force")) for arg in command)
+    assert enabled == [True] and printed == ""
+
+
+# -- Binder and the badges ------------------------------------------------------------------------------
+
+
+def test_binder_installs_the_package_with_a_cpu_torch():
+    lines = [line.split("#")[0].strip() for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()]
+    lines = [line for line in lines if line]
+    assert any(re.fullmatch(r"-e \.(\[[\w,]+\])?", line) for line in lines), "repo2docker does not install the repo without -e ."
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    assert any(line.startswith("torch") for line in lines)
+    editable = next(line for line in lines if line.startswith("-e ."))
+    assert "train" in editable, "finetune.ipynb needs peft"
+    start = (ROOT / "binder" / "start").read_text()
+    assert "export CREATIVE_MAGICS_PROFILE=auto" in start and 'exec "$@"' in start
+    assert (ROOT / "binder" / "start").stat().st_mode & 0o111
+    assert re.fullmatch(r"python-3\.\d+\s*", (ROOT / "binder" / "runtime.txt").read_text())
+
+
+def test_readme_badges_open_the_quickstart():
+    readme = (ROOT / "README.md").read_text()
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    assert f"https://mybinder.org/v2/gh/{owner_repo}/HEAD?urlpath=lab/tree/notebooks/quickstart.ipynb" in readme
+    assert f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/quickstart.ipynb" in readme
