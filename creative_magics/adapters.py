@@ -178,7 +178,7 @@ def load_adapter(spec, dtype, settings=None):
     from transformers import AutoTokenizer
 
     from .errors import ModelNotAvailable
-    from .loaders import load_model, quiet
+    from .loaders import load_model, quiet, trusts_remote_code
 
     path = spec.source
     base = base_spec(path)
@@ -197,7 +197,7 @@ def load_adapter(spec, dtype, settings=None):
     tokenizer = text_model.tokenizer
     if os.path.isfile(os.path.join(path, "tokenizer_config.json")):
         with quiet():
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trusts_remote_code(settings))
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
             tokenizer.pad_token = tokenizer.eos_token
     return type(text_model)(model, tokenizer)

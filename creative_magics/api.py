@@ -3,6 +3,8 @@
 The magics call these same functions, passing `_given="flag"` so recipes say where values came from.
 """
 
+import contextlib
+
 from . import defaults
 from .errors import CreativeError
 from .session import current
@@ -37,9 +39,16 @@ def story(prompt=None, *, recipe=None, on_text=None, _given="argument", **params
     session = current()
     values, sources = _layers("story", _given, params, session)
     task.check(values)  # before loading anything: a bad value costs no load
-    with session.cache.use("story", values.get("model")) as text_model:
+    with one_at_a_time(session), session.cache.use("story", values.get("model")) as text_model:
         name = values.get("model") or session.resolve("story", None).name
-        result = task.write(text_model, prompt, values, sources, model_name=name, on_text=on_text)
+        result = _retrying_out_of_memory(
+            session, "story", values.get("model"),
+            lambda: task.write(text_model, prompt, values, sources, model_name=name, on_text=on_text),
+            lambda: (
+                f"out of GPU memory writing {_value(values, task, 'n', 1)} x {_value(values, task, 'max_new_tokens')} tokens "
+                "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
+            ),
+        )
     return session.remember(result)
 
 
@@ -103,6 +112,17 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, _given="ar
     spec = session.resolve("paint", values.get("model"))
     device = devices.resolve_device(session.settings.device)
     offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
+    with one_at_a_time(session):
+        result = _paint_with_retry(session, task, prompt, values, sources, spec, init, device, offload, on_step, on_preview)
+    if values.get("save"):
+        result.save(values["save"])
+    return session.remember(result)
+
+
+def _paint_with_retry(session, task, prompt, values, sources, spec, init, device, offload, on_step, on_preview):
+    """Paint; a GPU out-of-memory error evicts the other models from the device and tries once more."""
+    from . import devices
+
     for attempt in (1, 2):
         try:
             if offload:
@@ -131,9 +151,7 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, _given="ar
                 devices.release_memory(device)
                 raise CreativeError(task.oom_message(values, offload)) from None
             session.cache.evict_others("paint", values.get("model"), device)  # then try once more
-    if values.get("save"):
-        result.save(values["save"])
-    return session.remember(result)
+    return result
 
 
 def _paint_recipe(recipe, prompt, params):
@@ -161,6 +179,54 @@ def _out_of_memory(err):
     return isinstance(err, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
 
 
+# -- one generation at a time, and a second try after a GPU out-of-memory error ----------------------
+
+
+@contextlib.contextmanager
+def one_at_a_time(session):
+    """Models and pipelines are not safe to run from two threads at once, and the slider panel re-runs
+    magics in a worker thread while cells run: generations take turns (a cell waits for a re-run in
+    flight, and says so). Re-entrant, for a task that calls another (stylize's img2img paints)."""
+    lock = session.generation_lock
+    held = False
+    try:  # acquired inside the try, so a Ctrl-C right after acquiring still releases it
+        held = lock.acquire(blocking=False)
+        if not held:
+            print("Waiting for the run in progress (the panel's) to finish...")
+            held = lock.acquire()
+        yield
+    finally:
+        if held:
+            lock.release()
+
+
+def _retrying_out_of_memory(session, task_name, ref, work, message):
+    """work(); after a GPU out-of-memory error, evict every other model from the device and try once more;
+    after a second one, raise one line (`message()`). The failed attempt's tensors are let go (the
+    exception and its frames) before evicting, so the second try has their memory too."""
+    from . import devices
+
+    device = devices.resolve_device(session.settings.device)
+    for attempt in (1, 2):
+        try:
+            return work()
+        except Exception as err:
+            if not _out_of_memory(err):
+                raise
+        if attempt == 1:
+            session.cache.evict_others(task_name, ref, device)
+    devices.release_memory(device)
+    raise CreativeError(message())
+
+
+def _value(values, task, name, fallback=None):
+    """A merged value, or the task's house default when it was not given (for messages)."""
+    value = values.get(name)
+    if value is None:
+        value = getattr(task, "HOUSE_DEFAULTS", {}).get(name, fallback)
+    return f"{value:g}" if isinstance(value, float) else value
+
+
 # -- %%compose -------------------------------------------------------------------------------
 
 
@@ -185,9 +251,16 @@ def compose(description=None, *, recipe=None, on_progress=None, _given="argument
     values, sources = _layers("compose", _given, params, session)
     task.check(values)  # before loading anything: a bad value costs no load
     melody = audio.load_melody(values["melody"]) if values.get("melody") is not None else None
-    with session.cache.use("compose", values.get("model")) as music_model:
+    with one_at_a_time(session), session.cache.use("compose", values.get("model")) as music_model:
         name = values.get("model") or session.resolve("compose", None).name
-        result = task.compose(music_model, str(description), values, sources, model_name=name, melody=melody, on_progress=on_progress)
+        result = _retrying_out_of_memory(
+            session, "compose", values.get("model"),
+            lambda: task.compose(music_model, str(description), values, sources, model_name=name, melody=melody, on_progress=on_progress),
+            lambda: (
+                f"out of GPU memory making {_value(values, task, 'n', 1)} x {_value(values, task, 'seconds')} s of music even with the "
+                "other models evicted: try fewer --seconds or a smaller -n, a smaller model (musicgen-small), or %creative device cpu"
+            ),
+        )
     return session.remember(result)
 
 
@@ -224,9 +297,16 @@ def finetune(name, data=None, *, overwrite=False, on_progress=None, _given="argu
     texts = corpus.read_texts(data)
     if not values.get("full"):
         adapters.need_peft()
-    with session.cache.use("finetune", base) as text_model:
-        result = task.train(
-            text_model, texts, values, sources, name=name, base_name=base or base_spec.name, base_spec=base_spec, on_progress=on_progress
+    with one_at_a_time(session), session.cache.use("finetune", base) as text_model:
+        result = _retrying_out_of_memory(
+            session, "finetune", base,
+            lambda: task.train(
+                text_model, texts, values, sources, name=name, base_name=base or base_spec.name, base_spec=base_spec, on_progress=on_progress
+            ),
+            lambda: (
+                f"out of GPU memory training batches of {_value(values, task, 'batch_size')} x {_value(values, task, 'block_size')} tokens "
+                "even with the other models evicted: try a smaller --batch-size or --block-size, or a smaller --base model"
+            ),
         )
     if result.path:
         adapters.forget_warm(session.cache, result.path)  # a warm model of that name is now out of date
@@ -274,7 +354,7 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
     content_image, content_label = media.resolve_image(content, _namespace, what="content image")
     resolved = [media.resolve_image(s, _namespace, what="style image") for s in styles]
     labels = {"content": content_label, "style": [label for _, label in resolved]}
-    with session.cache.use("stylize", values.get("model")) as net:
+    with one_at_a_time(session), session.cache.use("stylize", values.get("model")) as net:
         name = values.get("model") or session.resolve("stylize", None).name
 
         def progress(step, steps, loss, preview):
@@ -283,7 +363,14 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
             if preview is not None and on_preview is not None:
                 on_preview([preview], step, steps)
 
-        result = task.stylize(net, content_image, [image for image, _ in resolved], values, sources, name, labels, progress)
+        result = _retrying_out_of_memory(
+            session, "stylize", values.get("model"),
+            lambda: task.stylize(net, content_image, [image for image, _ in resolved], values, sources, name, labels, progress),
+            lambda: (
+                f"out of GPU memory at --size {_value(values, task, 'size')} even with the other models evicted: "
+                "try a smaller --size, or %creative device cpu"
+            ),
+        )
     return session.remember(result)
 
 

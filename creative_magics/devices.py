@@ -47,7 +47,7 @@ def is_accelerator(device):
 
 
 def total_memory_bytes(device):
-    """Total memory of a device; for the CPU, the host's RAM."""
+    """Total memory of a device; for the CPU, the host's RAM or the container's limit if that is lower."""
     if is_accelerator(device):
         import torch
 
@@ -58,9 +58,28 @@ def total_memory_bytes(device):
     try:
         import os
 
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 16 * 2**30
+        physical = 16 * 2**30
+    limit = container_memory_limit()
+    return min(physical, limit) if limit else physical
+
+
+# A container (Binder, a cloud notebook) may hold the kernel to far less memory than the host has.
+CGROUP_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def container_memory_limit():
+    """The memory limit of this process's container (cgroup v2 or v1) in bytes; None when there is none."""
+    for path in CGROUP_LIMIT_FILES:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # "max" (v2) or a huge number (v1) means no limit
+            return int(text)
+    return None
 
 
 def release_memory(device):

@@ -69,10 +69,16 @@ def _dtype_kwarg():
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
+def trusts_remote_code(settings):
+    """The `trust_remote_code` every from_pretrained call gets: False unless %config enables it. Passed
+    explicitly, because transformers' Auto classes otherwise ask on stdin (input()) when a repo ships code."""
+    return bool(getattr(settings, "trust_remote_code", False))
+
+
 def load_causal_lm(source, dtype, settings, **kwargs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    trust = bool(getattr(settings, "trust_remote_code", False))
+    trust = trusts_remote_code(settings)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs)
     model.eval()
@@ -95,7 +101,9 @@ def load_diffusion(source, dtype, settings, **kwargs):
         with warnings.catch_warnings():
             # %%paint: diffusers >= 0.42 prefers `dtype` and warns on stderr; older ones take only `torch_dtype`.
             warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)
-            pipe = AutoPipelineForText2Image.from_pretrained(source, torch_dtype=dtype, **kwargs)
+            pipe = AutoPipelineForText2Image.from_pretrained(
+                source, torch_dtype=dtype, trust_remote_code=trusts_remote_code(settings), **kwargs
+            )
     finally:
         diffusers_logging.enable_progress_bar()
     return pipe
@@ -105,30 +113,35 @@ def load_musicgen(source, dtype, settings, **kwargs):
     """MusicGen, or MusicGen-melody when the config says so (its model_type)."""
     from transformers import AutoConfig, AutoProcessor, MusicgenForConditionalGeneration
 
-    config = AutoConfig.from_pretrained(source, **kwargs)
+    trust = trusts_remote_code(settings)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust, **kwargs)
     if config.model_type == "musicgen_melody":
-        return _load_musicgen_melody(source, config, dtype, **kwargs)
+        return _load_musicgen_melody(source, config, dtype, trust, **kwargs)
     if config.model_type != "musicgen":
         raise ValueError(f"its model type is {config.model_type!r}, not musicgen")
-    processor = AutoProcessor.from_pretrained(source, **kwargs)
-    model = MusicgenForConditionalGeneration.from_pretrained(source, config=config, **{_dtype_kwarg(): dtype}, **kwargs)
+    processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust, **kwargs)
+    model = MusicgenForConditionalGeneration.from_pretrained(
+        source, config=config, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs
+    )
     model.eval()
     return MusicModel(model, processor, tokenizer=processor.tokenizer)
 
 
-def _load_musicgen_melody(source, config, dtype, **kwargs):
+def _load_musicgen_melody(source, config, dtype, trust, **kwargs):
     from transformers import AutoProcessor, AutoTokenizer, MusicgenMelodyForConditionalGeneration
     from transformers.feature_extraction_utils import FeatureExtractionMixin
 
-    model = MusicgenMelodyForConditionalGeneration.from_pretrained(source, config=config, **{_dtype_kwarg(): dtype}, **kwargs)
+    model = MusicgenMelodyForConditionalGeneration.from_pretrained(
+        source, config=config, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs
+    )
     model.eval()
-    features, _ = FeatureExtractionMixin.get_feature_extractor_dict(source, **kwargs)
+    features, _ = FeatureExtractionMixin.get_feature_extractor_dict(source, **kwargs)  # a JSON file, no code
     try:
-        processor = AutoProcessor.from_pretrained(source, **kwargs)
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust, **kwargs)
         tokenizer = processor.tokenizer
     except ImportError:  # transformers' melody feature extractor needs torchaudio; audio.melody_chroma stands in
         processor = None
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust, **kwargs)
     return MusicModel(model, processor, tokenizer=tokenizer, melody_features=features)
 
 
@@ -170,6 +183,9 @@ def load_model(spec, dtype, settings=None):
 
         return load_adapter(spec, dtype, settings)
     if spec.kind == "local":
+        marker = FOLDER_MARKERS.get(spec.family)
+        if marker and os.path.isdir(spec.source) and not os.path.isfile(os.path.join(spec.source, marker)):
+            raise ModelNotAvailable(f"{spec.source!r} is not a {spec.family} model folder: it has no {marker}")
         try:
             with quiet():
                 if spec.family == "vgg":
@@ -224,10 +240,30 @@ def _torchvision_weights(settings):
         )
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     try:
-        torch.hub.download_url_to_file(TORCHVISION_URL, cached, hash_prefix=_hash_prefix(cached))
+        with _socket_timeout(DOWNLOAD_STALL_S):
+            torch.hub.download_url_to_file(TORCHVISION_URL, cached, hash_prefix=_hash_prefix(cached))
     except RuntimeError as err:  # torch.hub's hash check
         raise ModelNotAvailable(f"the downloaded VGG19 weights are damaged ({_first_line(err)}); try again") from None
+    except OSError as err:  # a stalled or dropped connection (torch.hub removes its partial file)
+        raise ModelNotAvailable(f"downloading the VGG19 weights failed ({_first_line(err)}); try again") from None
     return cached
+
+
+# torch.hub's download takes no timeout; a server that stalls this long mid-download is given up on.
+DOWNLOAD_STALL_S = 60
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds):
+    """Sockets opened inside wait at most `seconds` for each read (urllib's default is forever)."""
+    import socket
+
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
 
 
 _HASHED_NAME = re.compile(r"-([a-f0-9]{8,})\.")
@@ -255,6 +291,10 @@ def check_hash(path):
             f"{os.path.basename(path)} has the wrong hash (its SHA-256 does not start with {prefix}): "
             "the file is damaged or not the published weights; delete it and let it download again"
         )
+
+
+# The file every saved model folder of a family has (save_pretrained writes it first).
+FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "diffusion": "model_index.json"}
 
 
 def _first_line(err):

@@ -14,7 +14,8 @@ class Session:
 
         self.settings = settings if settings is not None else Settings()
         self.cache = ModelCache(self.settings, self.resolve, lambda spec, dtype: load_model(spec, dtype, self.settings))
-        self.results = []
+        self.results = []  # the latest `settings.keep_results` results, oldest first
+        self.let_go = 0  # how many older results were dropped from `results`
         self._auto_profile = None
         self.panel = None  # the slider panel, once opened (widgets/panel.py)
         self.canvas = None  # the style canvas, once opened (widgets/canvas.py)
@@ -22,6 +23,7 @@ class Session:
         self.chosen_last = None  # a result the gallery made `last`, until the next result
         self.last_magic = None  # (name, line, cell) of the last magic that ran, for "Run again"
         self._listeners = []  # callbacks told of each new result (the gallery)
+        self.generation_lock = threading.RLock()  # one generation at a time (api.one_at_a_time)
 
     def attach(self, settings):
         """Make `settings` (the CreativeMagics instance, once the extension loads) the live options."""
@@ -64,8 +66,13 @@ class Session:
         return self.panel.values(task) if self.panel is not None else {}
 
     def remember(self, result):
-        """Keep a result for `last` and the gallery."""
+        """Keep a result for `last` and the gallery; beyond `keep_results`, the oldest is let go (its
+        images or audio are freed unless a variable still holds it)."""
         self.results.append(result)
+        excess = len(self.results) - max(1, int(getattr(self.settings, "keep_results", 100)))
+        if excess > 0:
+            del self.results[:excess]
+            self.let_go += excess
         self.chosen_last = None  # a new result is `last` again
         self._tell_listeners(result)
         return result
@@ -88,6 +95,13 @@ class Session:
         """Remember a magic that ran to the end, so the panel's "Run again" can run it again."""
         if name in self.RERUNNABLE:
             self.last_magic = (name, line, cell)
+
+    def number_of(self, result):
+        """The result's place in the session, 0 for the first ever made; None once it was let go."""
+        for i, kept in enumerate(self.results):
+            if kept is result:
+                return self.let_go + i
+        return None
 
     def use_as_last(self, result):
         """Make an earlier result what `last` gives (the gallery), until the next result is made."""

@@ -3,7 +3,7 @@
 import os
 import re
 
-from traitlets import Bool, Dict, Enum, Float, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 PROFILES = ("default", "tiny", "auto")
@@ -33,6 +33,12 @@ class Settings(Configurable):
         0.0,
         help="Memory the warm models may use, in GB, on the GPU and in host memory each; "
         "0 = automatic (90% of the GPU, half of the host RAM). Least recently used models are evicted beyond it.",
+    ).tag(config=True)
+
+    keep_results = Int(
+        100,
+        help="Results kept for `last` and the gallery; older ones are let go to free their memory "
+        "(a variable that holds one, e.g. from -o, keeps it).",
     ).tag(config=True)
 
     aliases = Dict(
@@ -76,6 +82,9 @@ class Settings(Configurable):
         unknown = sorted(set(proposal["value"]) - set(allowed))
         if unknown:
             raise TraitError(f"paint_defaults takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
+        # A default --strength waits for a call with --init, so check it as if one were given.
+        values = {**proposal["value"], "init": "given"} if "strength" in proposal["value"] else proposal["value"]
+        _check_values("paint_defaults", "paint", values)
         return proposal["value"]
 
     # -- %%compose
@@ -92,6 +101,7 @@ class Settings(Configurable):
         unknown = sorted(set(proposal["value"]) - set(allowed))
         if unknown:
             raise TraitError(f"compose_defaults takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
+        _check_values("compose_defaults", "compose", proposal["value"])
         return proposal["value"]
 
     # -- %%finetune
@@ -116,6 +126,25 @@ class Settings(Configurable):
         help="Allow models that ship their own Python code. Off by default: it runs code from the hub.",
     ).tag(config=True)
 
+    @validate("story_defaults", "stylize_defaults", "finetune_defaults")
+    def _check_task_defaults(self, proposal):
+        """A misspelt name (`temprature`) is refused in one line, as for paint and compose, not silently ignored."""
+        import importlib
+
+        option = proposal["trait"].name
+        allowed = importlib.import_module(f".tasks.{option[: -len('_defaults')]}", __package__).PARAMS
+        unknown = sorted(set(proposal["value"]) - set(allowed))
+        if unknown:
+            raise TraitError(f"{option} takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
+        _check_values(option, option[: -len("_defaults")], proposal["value"])
+        return proposal["value"]
+
+    @validate("keep_results")
+    def _check_keep_results(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError(f"keep_results must be at least 1, not {proposal['value']}")
+        return proposal["value"]
+
     @validate("device")
     def _check_device(self, proposal):
         value = str(proposal["value"]).strip().lower()
@@ -135,3 +164,18 @@ class Settings(Configurable):
             if not isinstance(name, str) or not isinstance(target, str) or not name or not target:
                 raise TraitError(f"aliases maps names to hub ids or folders (strings), not {name!r}: {target!r}")
         return proposal["value"]
+
+
+def _check_values(option, task, values):
+    """A value no call could use (`{'temperature': -3}`) is refused when it is set, in the task's own
+    words, rather than failing every later call."""
+    import importlib
+
+    from .errors import CreativeError
+
+    try:
+        importlib.import_module(f".tasks.{task}", __package__).check(dict(values))
+    except CreativeError as err:
+        raise TraitError(f"{option}: {err}") from None
+    except (TypeError, ValueError):
+        raise TraitError(f"{option}: a value has the wrong type in {values!r}") from None

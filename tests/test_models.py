@@ -125,6 +125,9 @@ def test_auto_profile_uses_the_hub_when_it_answers(monkeypatch, capsys):
 
 def test_a_local_folder_without_a_model_is_one_clear_error(tmp_path):
     spec = resolve("story", str(tmp_path))
+    with pytest.raises(ModelNotAvailable, match="is not a causal_lm model folder: it has no config.json"):
+        loaders.load_model(spec, dtype=None)
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')  # a config but no weights
     with pytest.raises(ModelNotAvailable, match="does not hold a loadable causal_lm model"):
         loaders.load_model(spec, dtype=None)
 

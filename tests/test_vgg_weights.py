@@ -125,3 +125,38 @@ def test_download_with_the_right_hash_is_used(local_server, tmp_path_factory, mo
 
 def test_tiny_profile_needs_no_download():
     assert resolve("stylize", "vgg19", profile="tiny").source == "tiny-vgg19"
+
+
+def test_a_download_that_stalls_is_given_up_in_one_line(tmp_path_factory, monkeypatch):
+    """torch.hub's download has no timeout of its own: a server that stops sending mid-file must not
+    hang the cell forever (the read deadline is patched small here; no clock is asserted)."""
+    release = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**6))
+            self.end_headers()
+            self.wfile.write(b"\0" * 1000)
+            self.wfile.flush()
+            release.wait(30)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(vgg, "TORCHVISION_URL", f"http://127.0.0.1:{server.server_address[1]}/vgg19-dcbb9e9d.pth")
+        monkeypatch.setattr(loaders, "DOWNLOAD_STALL_S", 0.3)
+        hub_dir = tmp_path_factory.mktemp("torch_hub")
+        monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub_dir))
+        current = default_profile_session()
+        with pytest.raises(ModelNotAvailable, match="downloading the VGG19 weights failed.*try again"):
+            current.cache.get("stylize", "vgg19")
+        assert not (hub_dir / "checkpoints" / "vgg19-dcbb9e9d.pth").exists()
+        assert current.cache.table() == []
+    finally:
+        release.set()
+        server.shutdown()
+        session.reset()

@@ -322,3 +322,27 @@ def test_stylize_style_canvas_uses_the_drawing(ip, run):
     ran = run("%stylize --content content --style canvas --steps 2 --size 32 --seed 1 -o styled")
     assert ran.ok, ran.err
     assert ip.user_ns["styled"].image is not None
+
+
+def test_strokes_and_pixels_agree_while_another_thread_draws(ip):
+    """JupyterLab may deliver widget messages on a kernel subshell, in another thread than the cell
+    reading the canvas: a stroke that is listed is always already painted."""
+    canvas = creative_magics.canvas()
+    canvas.clear()
+    done = threading.Event()
+
+    def draw():
+        for i in range(40):  # 2-pixel vertical lines 5 pixels apart: each adds its own columns
+            canvas.draw([(10 + 5 * i, 10), (10 + 5 * i, 200)], color="black", size=2)
+        done.set()
+
+    drawer = threading.Thread(target=draw)
+    drawer.start()
+    seen = []
+    while not done.is_set():
+        listed = len(canvas.strokes)  # what a cell does: list, then take the picture
+        columns = int((np.asarray(canvas.to_image().convert("L")) < 128).any(axis=0).sum())
+        seen.append((listed, columns))
+    drawer.join()
+    assert len(seen) > 1 and len(canvas.strokes) == 40
+    assert all(columns >= 2 * listed for listed, columns in seen), [s for s in seen if s[1] < 2 * s[0]][:3]

@@ -214,3 +214,34 @@ def test_closing_stops_listening(ip):
     assert gallery.tiles.children == ()
     assert creative_magics.gallery() is not gallery
     assert isinstance(creative_magics.gallery(), Gallery)
+
+
+def test_only_the_latest_results_are_kept_and_their_tiles_follow(ip):
+    """A long session does not hold every picture forever: beyond keep_results the oldest results are
+    let go, from `last` and from the gallery, which keeps numbering results as the session made them."""
+    ip.run_line_magic("config", "CreativeMagics.keep_results = 3")
+    s = session.current()
+    made = [Picture((10 * i, 0, 0), seed=i) for i in range(5)]
+    s.remember(made[0])
+    gallery = creative_magics.gallery()
+    gallery.select(0)
+    for picture in made[1:]:
+        s.remember(picture)
+    assert s.results == made[2:] and s.let_go == 2
+    assert gallery.results == made[2:] and len(gallery.tiles.children) == 3
+    assert [tile.children[1].description for tile in gallery.tiles.children] == ["#3 image seed 2", "#4 image seed 3", "#5 image seed 4"]
+    assert gallery.select(4) is made[4]
+    with pytest.raises(creative_magics.errors.CreativeError, match="#2 was let go.*keep_results"):
+        gallery.select(1)
+    with pytest.raises(creative_magics.errors.CreativeError, match="results 2 to 4, not 7"):
+        gallery.select(7)
+    # The result selected before it was let go can still be saved, but not made `last`.
+    gallery.selected, gallery._selected_number = made[0], 0
+    with pytest.raises(creative_magics.errors.CreativeError, match="let go"):
+        gallery.use_as_last()
+    assert s.number_of(made[0]) is None and s.number_of(made[3]) == 3
+
+
+def test_keep_results_must_be_positive(ip):
+    ip.run_line_magic("config", "CreativeMagics.keep_results = 0")
+    assert session.current().settings.keep_results == 100

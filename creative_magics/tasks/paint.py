@@ -468,7 +468,7 @@ def _lanczos():
 
 
 def oom_message(values, offloading):
-    size = f"{values.get('width')}x{values.get('height')}" if values.get("width") else "this size"
+    size = f"{values.get('width')}x{values.get('height')}" if values.get("width") else "the model's own size"
     n = values.get("n") or 1
     fewer = f", fewer images than -n {n}" if n > 1 else ""
     if offloading:

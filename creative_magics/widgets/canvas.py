@@ -11,6 +11,7 @@ exactly what `to_image()` returns.
 """
 
 import argparse
+import threading
 from dataclasses import dataclass, field
 
 import ipywidgets as widgets
@@ -117,6 +118,9 @@ class StyleCanvas(widgets.VBox):
         prepare_frontend()
         check_size(width, height)
         self._size = (int(width), int(height))
+        # Front-ends may deliver widget messages on a kernel subshell, in another thread than the
+        # cells: the drawing's state changes and is read under this lock.
+        self._lock = threading.RLock()
         self._actions = []
         self._current = None
         self._closed = False
@@ -174,23 +178,25 @@ class StyleCanvas(widgets.VBox):
     @property
     def strokes(self):
         """The strokes on the canvas now (since the last clear or loaded image)."""
-        out = []
-        for action in self._actions:
-            if action.kind in ("clear", "load"):
-                out = []
-            else:
-                out.append(action)
-        return out
+        with self._lock:
+            out = []
+            for action in self._actions:
+                if action.kind in ("clear", "load"):
+                    out = []
+                else:
+                    out.append(action)
+            return out
 
     @property
     def loaded_label(self):
-        label = None
-        for action in self._actions:
-            if action.kind == "clear":
-                label = None
-            elif action.kind == "load":
-                label = action.label
-        return label
+        with self._lock:
+            label = None
+            for action in self._actions:
+                if action.kind == "clear":
+                    label = None
+                elif action.kind == "load":
+                    label = action.label
+            return label
 
     def _blank(self):
         from PIL import Image
@@ -207,15 +213,17 @@ class StyleCanvas(widgets.VBox):
             self._layer = self._blank()[1]
 
     def _replay(self):
-        self._base, self._layer = self._blank()
-        for action in self._actions:
-            self._apply(action)
+        with self._lock:
+            self._base, self._layer = self._blank()
+            for action in self._actions:
+                self._apply(action)
 
     def to_image(self):
         """The drawing as a PIL RGB image, `width` x `height`."""
         from PIL import Image
 
-        return Image.alpha_composite(self._base.convert("RGBA"), self._layer).convert("RGB")
+        with self._lock:
+            return Image.alpha_composite(self._base.convert("RGBA"), self._layer).convert("RGB")
 
     def __repr__(self):
         width, height = self._size
@@ -252,16 +260,17 @@ class StyleCanvas(widgets.VBox):
 
     def undo(self):
         """Take back the last stroke, clear or loaded image; False when there is nothing to undo."""
-        if self._current is not None:
-            self._current = None
-        if not self._actions:
-            self._say("Nothing to undo.")
-            return False
-        self._actions.pop()
-        self._replay()
-        self._show()
-        self._say("Undone.")
-        return True
+        with self._lock:
+            if self._current is not None:
+                self._current = None
+            if not self._actions:
+                self._say("Nothing to undo.")
+                return False
+            self._actions.pop()
+            self._replay()
+            self._show()
+            self._say("Undone.")
+            return True
 
     def clear(self):
         """A blank canvas (undo brings the drawing back)."""
@@ -284,60 +293,65 @@ class StyleCanvas(widgets.VBox):
 
     def resize(self, width, height):
         """A new size; the drawing is scaled into it and becomes the start (undo history is dropped)."""
-        check_size(width, height)
-        size = (int(width), int(height))
-        if size == self._size:
-            return
-        picture = fit(self.to_image(), size)
-        self._size = size
-        self._actions = [Loaded(picture, "resized")] if self.strokes or self.loaded_label else []
-        self._replay()
-        self.drawing.width, self.drawing.height = size
-        self.drawing.layout = _canvas_layout(size)
-        self._show()
+        with self._lock:
+            check_size(width, height)
+            size = (int(width), int(height))
+            if size == self._size:
+                return
+            picture = fit(self.to_image(), size)
+            self._size = size
+            self._actions = [Loaded(picture, "resized")] if self.strokes or self.loaded_label else []
+            self._replay()
+            self.drawing.width, self.drawing.height = size
+            self.drawing.layout = _canvas_layout(size)
+            self._show()
 
     def _add(self, action):
-        self._actions.append(action)
-        self._apply(action)
-        self._show()
+        with self._lock:
+            self._actions.append(action)
+            self._apply(action)
+            self._show()
 
     # -- drawing with the mouse, a pen or a finger -------------------------------------------------
 
     def _pointer_down(self, x, y):
-        from ipycanvas import hold_canvas
+        with self._lock:
+            from ipycanvas import hold_canvas
 
-        color, size, opacity, eraser = self.brush()
-        self._current = Stroke(points=[(float(x), float(y))], color=color, size=size, opacity=opacity, eraser=eraser)
-        canvas = self.drawing
-        shown = css_color(BACKGROUND if eraser else color)
-        with hold_canvas():
-            canvas.global_alpha = opacity
-            canvas.stroke_style = shown
-            canvas.fill_style = shown
-            canvas.line_width = size
-            canvas.line_cap = "round"
-            canvas.line_join = "round"
-            canvas.fill_circle(x, y, size / 2)
+            color, size, opacity, eraser = self.brush()
+            self._current = Stroke(points=[(float(x), float(y))], color=color, size=size, opacity=opacity, eraser=eraser)
+            canvas = self.drawing
+            shown = css_color(BACKGROUND if eraser else color)
+            with hold_canvas():
+                canvas.global_alpha = opacity
+                canvas.stroke_style = shown
+                canvas.fill_style = shown
+                canvas.line_width = size
+                canvas.line_cap = "round"
+                canvas.line_join = "round"
+                canvas.fill_circle(x, y, size / 2)
 
     def _pointer_move(self, x, y):
-        stroke = self._current
-        if stroke is None:
-            return
-        x0, y0 = stroke.points[-1]
-        if (float(x), float(y)) == (x0, y0):
-            return
-        stroke.points.append((float(x), float(y)))
-        self.drawing.stroke_line(x0, y0, x, y)  # a quick preview; the PIL rendering replaces it
+        with self._lock:
+            stroke = self._current
+            if stroke is None:
+                return
+            x0, y0 = stroke.points[-1]
+            if (float(x), float(y)) == (x0, y0):
+                return
+            stroke.points.append((float(x), float(y)))
+            self.drawing.stroke_line(x0, y0, x, y)  # a quick preview; the PIL rendering replaces it
 
     def _pointer_up(self, x, y):
-        stroke = self._current
-        if stroke is None:
-            return
-        if x is not None and (float(x), float(y)) != stroke.points[-1]:
-            stroke.points.append((float(x), float(y)))
-        self._current = None
-        self._add(stroke)
-        self._say(f"{len(self.strokes)} stroke{'s' if len(self.strokes) != 1 else ''}.")
+        with self._lock:
+            stroke = self._current
+            if stroke is None:
+                return
+            if x is not None and (float(x), float(y)) != stroke.points[-1]:
+                stroke.points.append((float(x), float(y)))
+            self._current = None
+            self._add(stroke)
+            self._say(f"{len(self.strokes)} stroke{'s' if len(self.strokes) != 1 else ''}.")
 
     def _show(self, *_):
         """Send the PIL rendering to the browser (RGBA: ipycanvas sends RGB as lossy JPEG)."""

@@ -97,7 +97,10 @@ class Gallery(widgets.VBox):
         self.selected = None
         self._closed = False
         self._lock = threading.RLock()
-        self._shown = []  # results with a tile, in order
+        self._shown = []  # results with a tile, oldest first: the session's kept results
+        self._numbers = {}  # id(result) -> its number in the session (0 = the first made), for labels
+        self._tiles = {}  # id(result) -> its tile
+        self._selected_number = None
         self.tiles = widgets.GridBox(
             [], layout=widgets.Layout(grid_template_columns=f"repeat(auto-fill, {THUMB + 16}px)", grid_gap="8px")
         )
@@ -130,18 +133,26 @@ class Gallery(widgets.VBox):
     # -- tiles -----------------------------------------------------------------------------------
 
     def refresh(self):
-        """Add tiles for results made since the last refresh."""
+        """Add tiles for results made since the last refresh, and drop those the session let go
+        (`%config CreativeMagics.keep_results`)."""
         with self._lock:
-            known = {id(result) for result in self._shown}
-            fresh = [result for result in list(self.session.results) if id(result) not in known]
-            if not fresh:
+            kept = list(self.session.results)
+            kept_ids = {id(result) for result in kept}
+            gone = [result for result in self._shown if id(result) not in kept_ids]
+            fresh = [result for result in kept if id(result) not in self._numbers]
+            if not gone and not fresh:
                 return
-            tiles = list(self.tiles.children)
+            for result in gone:
+                del self._numbers[id(result)]
+                _close_tile(self._tiles.pop(id(result)))
+            self._shown = [result for result in self._shown if id(result) in kept_ids]
             for result in fresh:
-                tiles.append(self._tile(len(self._shown), result))
+                number = self.session.number_of(result)
+                self._numbers[id(result)] = number
+                self._tiles[id(result)] = self._tile(number, result)
                 self._shown.append(result)
-            self.tiles.children = tuple(tiles)
-            self.empty.layout.display = "none"
+            self.tiles.children = tuple(self._tiles[id(result)] for result in self._shown)
+            self.empty.layout.display = "none" if self._shown else None
 
     def _new_result(self, result):
         if not self._closed:
@@ -172,10 +183,17 @@ class Gallery(widgets.VBox):
     def select(self, index):
         """Show result `index` (0 = the first of the session) large, with its recipe and actions."""
         self.refresh()
-        if not 0 <= index < len(self._shown):
-            raise CreativeError(f"the gallery has results 0 to {len(self._shown) - 1}, not {index}")
-        result = self._shown[index]
-        self.selected = result
+        by_number = {self._numbers[id(result)]: result for result in self._shown}
+        if index not in by_number:
+            first, last = (min(by_number), max(by_number)) if by_number else (0, -1)
+            if 0 <= index < first:
+                raise CreativeError(
+                    f"result #{index + 1} was let go: the session keeps its last {len(by_number)} results "
+                    "(%config CreativeMagics.keep_results)"
+                )
+            raise CreativeError(f"the gallery has results {first} to {last}, not {index}")
+        result = by_number[index]
+        self.selected, self._selected_number = result, index
         self.title.value = f"<b>{escape(label_of(index, result))}</b>"
         show_in(self.large, result)
         self.recipe.value = f'<pre style="font-size:11px;max-height:240px;overflow:auto">{escape(recipe_json(result))}</pre>'
@@ -212,8 +230,10 @@ class Gallery(widgets.VBox):
     def use_as_last(self):
         """Make the selected result what `last` means (until a new result is made)."""
         result = self._chosen()
+        if self.session.number_of(result) is None:
+            raise CreativeError("this result was let go (%config CreativeMagics.keep_results); run it again from its recipe")
         self.session.use_as_last(result)
-        return f"`last` is now {label_of(self._shown.index(result), result)}."
+        return f"`last` is now {label_of(self._selected_number, result)}."
 
     def save(self, folder=None):
         """Save the selected result into `folder`: PNGs with their recipes, WAV, or a text file; and the recipe as JSON."""
@@ -225,7 +245,7 @@ class Gallery(widgets.VBox):
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
             raise CreativeError(f"cannot create the folder {folder!r}: {err}") from None
-        index = self._shown.index(result) + 1
+        index = self._selected_number + 1
         stem = os.path.join(folder, f"result-{index:03d}")
         paths = save_result(result, stem, folder)
         with open(stem + ".recipe.json", "w", encoding="utf-8") as f:
@@ -251,6 +271,13 @@ class Gallery(widgets.VBox):
     @property
     def closed(self):
         return self._closed
+
+
+def _close_tile(tile):
+    """Close a tile and its widgets, so the widget registry lets go of their thumbnails too."""
+    for child in tile.children:
+        child.close()
+    tile.close()
 
 
 def save_result(result, stem, folder):
