@@ -4,6 +4,7 @@ with the same inputs, interleaved in one process. Issue 6/8 asks for an overhead
     python benchmarks/bench_compose.py                 # musicgen-small shape, random weights, on the CPU
     python benchmarks/bench_compose.py --shape tiny    # the tiny test model (quick; overhead is a larger share)
     python benchmarks/bench_compose.py --gpu           # also seconds of audio per second on a GPU, if one is here
+    python benchmarks/bench_compose.py --quick         # the tiny model, 1 s of audio, 3 runs: checks the plumbing
 
 Timing does not depend on the weights' values, so random weights in the real shapes stand in for the
 released checkpoints (which this machine cannot download). The overhead is a ratio of CPU time (the
@@ -20,7 +21,7 @@ import time
 
 import torch
 
-from common import report
+from common import emit_result, report
 
 DESCRIPTION = "lo-fi piano, rainy evening, 80 bpm"
 
@@ -197,7 +198,10 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=None, help="timed runs of each (default: 7 small, 21 tiny)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: CPU time then measures the work alone)")
     parser.add_argument("--gpu", action="store_true", help="also measure seconds of audio per second on a GPU")
+    parser.add_argument("--quick", action="store_true", help="the tiny model, 1 s of audio, 3 runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.shape, args.seconds, args.runs = "tiny", args.seconds or 1.0, args.runs or 3
     torch.set_num_threads(args.threads)
     small = args.shape == "small"
     seconds = args.seconds or (1.0 if small else 4.0)
@@ -222,6 +226,12 @@ def main(argv=None):
     ]
     title = f"%%compose vs model.generate, {shape} on the CPU ({args.threads} thread), {seconds:g} s of audio, {runs} runs each"
     report(title, rows)
+    emit_result(
+        "warm `%%compose` / plain `model.generate`, best CPU time",
+        f"overhead {ratio * 100:+.1f}% (our code {own / inner * 100:.2f}% of generate's work), {shape}",
+        ratio + 1,
+        own_share=own / inner,
+    )
     if args.gpu:
         if torch.cuda.is_available():
             speed, name = gpu_speed(folder)

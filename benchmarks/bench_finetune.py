@@ -5,7 +5,8 @@ overhead ratio, on the CPU here and on a GPU whenever one is available.
 Two ratios: the training loop alone (our Trainer set-up, per-step callback and live view against a bare
 Trainer), and the whole call (adds the held-out perplexity before and after, the checks and the save).
 The magic runs as in a notebook: the live progress line and loss curve are drawn (into a discarded output).
-Usage: python bench_finetune.py [--tiny] [--runs N]  (default: a GPT-2 small-shaped model with random weights)
+Usage: python bench_finetune.py [--tiny] [--runs N] [--quick]  (default: a GPT-2 small-shaped model with random
+weights; --quick: the tiny GPT-2, one run, to check the plumbing)
 """
 
 import contextlib
@@ -18,7 +19,7 @@ from importlib import resources
 
 import torch
 
-from common import gpt2_small_folder, report
+from common import emit_result, gpt2_small_folder, report
 
 STEPS = 8
 BLOCK = 64
@@ -38,7 +39,7 @@ def main(runs=3):
 
     os.environ["CREATIVE_MAGICS_HOME"] = tempfile.mkdtemp(prefix="bench_finetune_")  # a private models folder
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    folder = gpt2_small_folder() if "--tiny" not in sys.argv else None
+    folder = gpt2_small_folder() if "--tiny" not in sys.argv and "--quick" not in sys.argv else None
     model_ref = folder or "gpt2"
     text = resources.files("creative_magics").joinpath("data/tiny_corpus.txt").read_text(encoding="utf-8")
     ip = start_ipython()
@@ -112,8 +113,15 @@ def main(runs=3):
             ("whole-call ratio", f"{magic_total / plain_total:.2f}x the plain run's time"),
         ],
     )
+    emit_result(
+        "`%%finetune` (LoRA) / plain peft + Trainer, training tokens/s",
+        f"loop overhead {(magic_train / plain_train - 1) * 100:+.1f}% ({trained_tokens / magic_train:,.0f} vs {trained_tokens / plain_train:,.0f} tokens/s, {shape})",
+        magic_train / plain_train,
+        whole_call_ratio=magic_total / plain_total,
+    )
     return magic_train / plain_train
 
 
 if __name__ == "__main__":
-    main(runs=int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3)
+    quick = "--quick" in sys.argv
+    main(runs=1 if quick else int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3)

@@ -1,5 +1,6 @@
-"""Shared helpers for the benchmarks: offline tiny setup, interleaved timing, a table."""
+"""Shared helpers for the benchmarks: offline tiny setup, interleaved timing, a table, the RESULT line."""
 
+import json
 import os
 import statistics
 import tempfile
@@ -31,6 +32,17 @@ def report(title, rows):
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
+
+
+RESULT_PREFIX = "RESULT "
+
+
+def emit_result(what, figure, ratio, **details):
+    """Print the headline figure as the last line, `RESULT {json}`, for benchmarks/run_all.py:
+    `what` is measured, `figure` says it for people, `ratio` is the number it comes down to."""
+    record = {"what": what, "figure": figure, "ratio": ratio, **details}
+    print(RESULT_PREFIX + json.dumps(record, default=str), flush=True)
+    return record
 
 
 def gpt2_small_folder():
