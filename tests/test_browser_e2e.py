@@ -1,15 +1,16 @@
-"""The widgets in a real browser: JupyterLab 4 on 127.0.0.1 (private config, data and runtime dirs)
-driven by Debian's Chromium through Playwright for Python (../shared/notes/browser-e2e.md).
+"""The widgets in a real browser: JupyterLab 4 and Notebook 7 on 127.0.0.1 (private config, data and
+runtime dirs) driven by Debian's Chromium through Playwright for Python (../shared/notes/browser-e2e.md).
 
 It loads the extension with the tiny profile, opens the panel and the style canvas, moves the
 temperature slider, draws a stroke, runs the image magics that take `canvas` and a %%story that
 uses the panel's temperature, clicks "Run again", and checks from the kernel's side (a second
 client on the same kernel) that the slider value and the drawn pixels arrived and the results
-appeared. Element screenshots go to artifacts/browser-e2e/ (git-ignored). Every process it starts
-is stopped.
+appeared. In Notebook 7's own notebook page it opens the panel and the canvas, moves the slider and
+draws a stroke, with the same kernel-side checks. Element screenshots go to artifacts/browser-e2e/
+(JupyterLab) and artifacts/browser-e2e/notebook7/ (git-ignored). Every process it starts is stopped.
 
-Skips when Chromium (/usr/bin/chromium), Playwright or JupyterLab is missing, unless
-CREATIVE_MAGICS_REQUIRE_BROWSER=1, where a missing piece fails the test.
+Each test skips when Chromium (/usr/bin/chromium), Playwright or its server (JupyterLab, Notebook)
+is missing, unless CREATIVE_MAGICS_REQUIRE_BROWSER=1, where a missing piece fails the test.
 """
 
 import importlib.util
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("CREATIVE_MAGICS_CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "browser-e2e"
+NOTEBOOK7_ARTIFACTS = ARTIFACTS / "notebook7"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -72,6 +74,15 @@ def _missing(reason):
     pytest.skip(reason)
 
 
+def _require_browser(server_module):
+    """Skip (or fail, with CREATIVE_MAGICS_REQUIRE_BROWSER=1) unless Chromium, Playwright and the server are here."""
+    if not os.path.exists(CHROMIUM):
+        _missing(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+    for module in ("playwright", server_module, "psutil"):
+        if importlib.util.find_spec(module) is None:
+            _missing(f"{module} is not installed: pip install -e '.[browser]'")
+
+
 def _available_magics():
     from creative_magics.magics import CreativeMagics
 
@@ -98,12 +109,32 @@ def _notebook(path, cells):
     nbformat.write(notebook, str(path))
 
 
-class Lab:
-    """A private JupyterLab server; `stop()` shuts its kernels and ends every process it started."""
+# How each front-end is served and where its page for e2e.ipynb is. Notebook 7's pages take their
+# settings from JupyterLab's server extension running inside the Notebook server, so the settings
+# dir goes to both apps there; on JupyterLab's command line it is given once (given twice, the
+# override was silently lost).
+SERVERS = {
+    "jupyterlab": {
+        "module": "jupyterlab",
+        "page": "/lab/tree/e2e.ipynb?reset",
+        "settings_apps": ("LabApp",),
+    },
+    "notebook": {
+        "module": "notebook",
+        "page": "/notebooks/e2e.ipynb",
+        "settings_apps": ("LabApp", "JupyterNotebookApp"),
+    },
+}
 
-    def __init__(self, home, notebook_cells):
+
+class Lab:
+    """A private JupyterLab (or, with app="notebook", Notebook 7) server; `stop()` shuts its kernels
+    and ends every process it started."""
+
+    def __init__(self, home, notebook_cells, app="jupyterlab"):
         import psutil
 
+        server = SERVERS[app]
         self.home = home
         self.dirs = {name: home / name for name in ("config", "data", "runtime", "ipython", "settings", "work")}
         for folder in self.dirs.values():
@@ -114,6 +145,7 @@ class Lab:
         _notebook(self.dirs["work"] / "e2e.ipynb", notebook_cells)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.notebook_url = self.url + server["page"]
         env = dict(
             os.environ,
             JUPYTER_CONFIG_DIR=str(self.dirs["config"]),
@@ -128,11 +160,11 @@ class Lab:
         self.log = open(home / "jupyter.log", "wb")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab",
+                sys.executable, "-m", server["module"],
                 "--no-browser", "--ip=127.0.0.1", f"--port={self.port}", "--allow-root",
                 "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
                 f"--ServerApp.root_dir={self.dirs['work']}",
-                f"--LabApp.app_settings_dir={self.dirs['settings']}",
+                *(f"--{name}.app_settings_dir={self.dirs['settings']}" for name in server["settings_apps"]),
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             ],
             cwd=self.dirs["work"],
@@ -151,15 +183,22 @@ class Lab:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("JupyterLab did not start; see " + str(home / "jupyter.log"))
+                    raise RuntimeError(f"{app} did not start; see " + str(home / "jupyter.log"))
                 time.sleep(0.25)
 
-    def wait_for_idle_kernel(self):
+    def wait_for_idle_kernel(self, page=None):
+        """Wait until the notebook's kernel is idle; with `page`, accept a kernel-choice dialog if one shows."""
         deadline = time.monotonic() + WAIT_MS / 1000
         while True:
             kernels = _get_json(self.url + "/api/kernels")
             if kernels and kernels[0].get("execution_state") == "idle":
                 return
+            if page is not None:
+                accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+                if accept.count() and accept.first.is_visible():
+                    label = accept.first.inner_text().strip().lower()
+                    if label in ("select", "accept", "select kernel", "ok"):
+                        accept.first.click()
             if time.monotonic() > deadline:
                 raise AssertionError(f"the notebook's kernel did not start: {kernels}")
             time.sleep(0.25)
@@ -271,10 +310,10 @@ def run_cell(page, index):
     return cell
 
 
-def shot(locator, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def shot(locator, name, folder=ARTIFACTS):
+    folder.mkdir(parents=True, exist_ok=True)
     locator.scroll_into_view_if_needed()
-    locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    locator.screenshot(path=str(folder / f"{name}.png"))
 
 
 STATE = """
@@ -308,15 +347,66 @@ else:
 """
 
 
+def move_temperature_slider(page, client, panel_index=1):
+    """Drag the panel's temperature slider to the right; check from the kernel that the slider and
+    the panel hold the value the browser shows. Returns (the panel's view, that value)."""
+    panel_cell = page.locator(".jp-Notebook .jp-Cell").nth(panel_index)
+    panel_view = panel_cell.locator(".creative-magics-panel")
+    panel_view.wait_for()
+    slider = panel_view.locator(".widget-slider").filter(has_text="temperature").first
+    handle = slider.locator(".noUi-handle")
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_function(
+        "(el) => el.textContent.trim() !== '0.80'", arg=slider.locator(".widget-readout").element_handle()
+    )
+    shown = float(slider.locator(".widget-readout").inner_text())
+    state = kernel_until(
+        client, STATE, lambda s: s["panel_story"].get("temperature") is not None, "the slider value"
+    )
+    assert shown > 0.8
+    assert state["temperature"] == pytest.approx(shown, abs=0.005)
+    assert state["panel_story"]["temperature"] == pytest.approx(shown, abs=0.005)
+    return panel_view, shown
+
+
+def draw_stroke(page, client, canvas_index=2):
+    """Draw one stroke on the 256x256 style canvas; check from the kernel its points and dark pixels,
+    and that the pixels the browser reports back match the kernel's PIL rendering. Returns the
+    canvas widget's view."""
+    # the browser reports its pixels back, to compare with the PIL rendering
+    kernel_json(client, "from creative_magics import session as _s\n_s.current().canvas.drawing.sync_image_data = True\nprint('1')")
+    canvas_cell = page.locator(".jp-Notebook .jp-Cell").nth(canvas_index)
+    drawing = canvas_cell.locator(".jp-OutputArea-output canvas").first
+    drawing.scroll_into_view_if_needed()
+    box = drawing.bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 200, box["y"] + 150, steps=25)
+    page.mouse.up()
+    state = kernel_until(client, STATE, lambda s: len(s["strokes"]) == 1, "the stroke")
+    points = state["strokes"][0]
+    scale = 256 / box["width"]  # canvas pixels per CSS pixel (1 unless the output is narrower)
+    assert len(points) >= 10
+    assert points[0] == pytest.approx([30 * scale, 30 * scale], abs=3)
+    assert points[-1] == pytest.approx([200 * scale, 150 * scale], abs=3)
+    assert state["dark_pixels"] > 12 * 150  # a 12-pixel brush along the path, in the kernel's image
+    difference = kernel_until(
+        client, BROWSER_MATCHES, lambda d: isinstance(d, float) and d <= 2, "the browser's pixels vs the PIL rendering"
+    )
+    assert difference <= 2
+    return canvas_cell.locator(".creative-magics-style-canvas")
+
+
 def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
-    if not os.path.exists(CHROMIUM):
-        _missing(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    for module in ("playwright", "jupyterlab", "psutil"):
-        if importlib.util.find_spec(module) is None:
-            _missing(f"{module} is not installed: pip install -e '.[browser]'")
+    _require_browser("jupyterlab")
     from playwright.sync_api import sync_playwright
 
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # the screenshots of this run only
+    for old in ARTIFACTS.glob("*.png"):  # this test's screenshots of an earlier run (not notebook7/)
+        old.unlink()
     steps = [step for step in IMAGE_STEPS if step[0] in _available_magics()]
     cells = SETUP_CELLS + [STORY_CELL] + [cell for _, cell, _, _ in steps]
     lab = Lab(tmp_path, cells)
@@ -327,7 +417,7 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(WAIT_MS)
-                page.goto(lab.url + "/lab/tree/e2e.ipynb?reset")
+                page.goto(lab.notebook_url)
                 page.wait_for_selector(".jp-Notebook .jp-Cell")
                 page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
                 lab.wait_for_idle_kernel()
@@ -335,51 +425,10 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
                     run_cell(page, index)
                 client = lab.kernel_client()
 
-                # the panel: drag the temperature slider to the right
-                panel_cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
-                panel_view = panel_cell.locator(".creative-magics-panel")
-                panel_view.wait_for()
-                slider = panel_view.locator(".widget-slider").filter(has_text="temperature").first
-                handle = slider.locator(".noUi-handle")
-                box = handle.bounding_box()
-                page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-                page.mouse.down()
-                page.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2, steps=10)
-                page.mouse.up()
-                page.wait_for_function(
-                    "(el) => el.textContent.trim() !== '0.80'", arg=slider.locator(".widget-readout").element_handle()
-                )
-                shown = float(slider.locator(".widget-readout").inner_text())
-                state = kernel_until(
-                    client, STATE, lambda s: s["panel_story"].get("temperature") is not None, "the slider value"
-                )
-                assert shown > 0.8
-                assert state["temperature"] == pytest.approx(shown, abs=0.005)
-                assert state["panel_story"]["temperature"] == pytest.approx(shown, abs=0.005)
+                panel_view, shown = move_temperature_slider(page, client)
                 shot(panel_view, "panel")
-
-                # the canvas: the browser reports its pixels back, to compare with the PIL rendering
-                kernel_json(client, "from creative_magics import session as _s\n_s.current().canvas.drawing.sync_image_data = True\nprint('1')")
-                canvas_cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-                drawing = canvas_cell.locator(".jp-OutputArea-output canvas").first
-                drawing.scroll_into_view_if_needed()
-                box = drawing.bounding_box()
-                page.mouse.move(box["x"] + 30, box["y"] + 30)
-                page.mouse.down()
-                page.mouse.move(box["x"] + 200, box["y"] + 150, steps=25)
-                page.mouse.up()
-                state = kernel_until(client, STATE, lambda s: len(s["strokes"]) == 1, "the stroke")
-                points = state["strokes"][0]
-                scale = 256 / box["width"]  # canvas pixels per CSS pixel (1 unless the output is narrower)
-                assert len(points) >= 10
-                assert points[0] == pytest.approx([30 * scale, 30 * scale], abs=3)
-                assert points[-1] == pytest.approx([200 * scale, 150 * scale], abs=3)
-                assert state["dark_pixels"] > 12 * 150  # a 12-pixel brush along the path, in the kernel's image
-                difference = kernel_until(
-                    client, BROWSER_MATCHES, lambda d: isinstance(d, float) and d <= 2, "the browser's pixels vs the PIL rendering"
-                )
-                assert difference <= 2
-                shot(canvas_cell.locator(".creative-magics-style-canvas"), "canvas")
+                canvas_view = draw_stroke(page, client)
+                shot(canvas_view, "canvas")
 
                 # a story that takes the panel's temperature
                 story_cell = run_cell(page, len(SETUP_CELLS))
@@ -420,6 +469,47 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
             except Exception:
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / "failure-page.png"))  # what the browser showed
+                raise
+            finally:
+                browser.close()
+    finally:
+        if client is not None:
+            client.stop_channels()
+        left = lab.stop()
+        assert left == [], f"processes left running: {left}"
+
+
+def test_panel_and_canvas_in_notebook7(tmp_path):
+    """ipywidgets 8 in Notebook 7's own notebook page: the panel's slider and the style canvas."""
+    _require_browser("notebook")
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(NOTEBOOK7_ARTIFACTS, ignore_errors=True)  # the screenshots of this run only
+    lab = Lab(tmp_path, SETUP_CELLS, app="notebook")
+    client = None
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(WAIT_MS)
+                page.goto(lab.notebook_url)
+                page.wait_for_selector('body[data-notebook="notebooks"]', state="attached")  # Notebook 7's page, not JupyterLab's
+                assert page.url.startswith(lab.url + "/notebooks/e2e.ipynb"), page.url
+                page.wait_for_selector(".jp-Notebook .jp-Cell")
+                lab.wait_for_idle_kernel(page)
+                page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+                for index in range(len(SETUP_CELLS)):
+                    run_cell(page, index)
+                client = lab.kernel_client()
+
+                panel_view, _ = move_temperature_slider(page, client)
+                shot(panel_view, "panel", NOTEBOOK7_ARTIFACTS)
+                canvas_view = draw_stroke(page, client)
+                shot(canvas_view, "canvas", NOTEBOOK7_ARTIFACTS)
+            except Exception:
+                NOTEBOOK7_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(NOTEBOOK7_ARTIFACTS / "failure-page.png"))  # what the browser showed
                 raise
             finally:
                 browser.close()
