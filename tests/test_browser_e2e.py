@@ -13,6 +13,7 @@ Each test skips when Chromium (/usr/bin/chromium), Playwright or its server (Jup
 is missing, unless CREATIVE_MAGICS_REQUIRE_BROWSER=1, where a missing piece fails the test.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -401,120 +402,110 @@ def draw_stroke(page, client, canvas_index=2):
     return canvas_cell.locator(".creative-magics-style-canvas")
 
 
+@contextlib.contextmanager
+def opened_page(server, artifacts):
+    """A Chromium page on `server`'s notebook, set up to open the kernel and connect a client
+    (`session["client"]`). A failure leaves a screenshot of the page; every process is stopped."""
+    from playwright.sync_api import sync_playwright
+
+    session = {"client": None}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(WAIT_MS)
+            try:
+                page.goto(server.notebook_url)
+                yield page, session
+            except Exception:
+                artifacts.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(artifacts / "failure-page.png"))  # what the browser showed
+                raise
+            finally:
+                browser.close()
+    finally:
+        if session["client"] is not None:
+            session["client"].stop_channels()
+        left = server.stop()
+        assert left == [], f"processes left running: {left}"
+
+
 def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
     _require_browser("jupyterlab")
-    from playwright.sync_api import sync_playwright
 
     for old in ARTIFACTS.glob("*.png"):  # this test's screenshots of an earlier run (not notebook7/)
         old.unlink()
     steps = [step for step in IMAGE_STEPS if step[0] in _available_magics()]
     cells = SETUP_CELLS + [STORY_CELL] + [cell for _, cell, _, _ in steps]
     lab = Lab(tmp_path, cells)
-    client = None
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(WAIT_MS)
-                page.goto(lab.notebook_url)
-                page.wait_for_selector(".jp-Notebook .jp-Cell")
-                page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
-                lab.wait_for_idle_kernel()
-                for index in range(len(SETUP_CELLS)):
-                    run_cell(page, index)
-                client = lab.kernel_client()
+    with opened_page(lab, ARTIFACTS) as (page, session):
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        lab.wait_for_idle_kernel()
+        for index in range(len(SETUP_CELLS)):
+            run_cell(page, index)
+        client = session["client"] = lab.kernel_client()
 
-                panel_view, shown = move_temperature_slider(page, client)
-                shot(panel_view, "panel")
-                canvas_view = draw_stroke(page, client)
-                shot(canvas_view, "canvas")
+        panel_view, shown = move_temperature_slider(page, client)
+        shot(panel_view, "panel")
+        canvas_view = draw_stroke(page, client)
+        shot(canvas_view, "canvas")
 
-                # a story that takes the panel's temperature
-                story_cell = run_cell(page, len(SETUP_CELLS))
-                assert "Once upon a time" in story_cell.locator(".jp-OutputArea").inner_text()
-                recipe = kernel_json(client, "import json\nprint(json.dumps(tale.recipe))")
-                assert recipe["params"]["temperature"] == pytest.approx(shown, abs=0.005)
-                assert recipe["sources"]["temperature"] == "panel"
-                shot(story_cell, "story")
+        # a story that takes the panel's temperature
+        story_cell = run_cell(page, len(SETUP_CELLS))
+        assert "Once upon a time" in story_cell.locator(".jp-OutputArea").inner_text()
+        recipe = kernel_json(client, "import json\nprint(json.dumps(tale.recipe))")
+        assert recipe["params"]["temperature"] == pytest.approx(shown, abs=0.005)
+        assert recipe["sources"]["temperature"] == "panel"
+        shot(story_cell, "story")
 
-                # the image magics that take the canvas
-                for offset, (name, _, variable, check) in enumerate(steps):
-                    cell = run_cell(page, len(SETUP_CELLS) + 1 + offset)
-                    cell.locator(".jp-OutputArea-output img").last.wait_for()
-                    verdict = kernel_json(
-                        client,
-                        "import json\nfrom creative_magics import media, session as _s\n"
-                        f"canvas = _s.current().canvas\nrecipe = {variable}.recipe\nprint(json.dumps(bool({check})))",
-                    )
-                    assert verdict, f"%%{name}: {check}"
-                    shot(cell, name)
+        # the image magics that take the canvas
+        for offset, (name, _, variable, check) in enumerate(steps):
+            cell = run_cell(page, len(SETUP_CELLS) + 1 + offset)
+            cell.locator(".jp-OutputArea-output img").last.wait_for()
+            verdict = kernel_json(
+                client,
+                "import json\nfrom creative_magics import media, session as _s\n"
+                f"canvas = _s.current().canvas\nrecipe = {variable}.recipe\nprint(json.dumps(bool({check})))",
+            )
+            assert verdict, f"%%{name}: {check}"
+            shot(cell, name)
 
-                # "Run again" re-runs the last magic in the background and shows it in the panel
-                before = kernel_json(client, STATE)["results"]
-                panel_view.locator("button").filter(has_text="Run again").click()
-                after = kernel_until(client, STATE, lambda s: len(s["results"]) == len(before) + 1, "Run again")
-                assert after["results"][-1] == before[-1]
-                page.wait_for_function(
-                    "(el) => el.querySelector('img') !== null || el.innerText.trim().length > 0",
-                    arg=panel_view.locator(".creative-magics-run-output").element_handle(),
-                )
-                page.wait_for_function(
-                    "(el) => el.textContent.includes('Ran %%')",
-                    arg=panel_view.locator(".creative-magics-run-status").element_handle(),
-                )
-                shot(panel_view, "panel-after-run-again")
-                assert kernel_json(client, STATE)["results"][: len(before)] == before
-                assert set(before) >= {"text"} | ({"image"} if steps else set())
-            except Exception:
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "failure-page.png"))  # what the browser showed
-                raise
-            finally:
-                browser.close()
-    finally:
-        if client is not None:
-            client.stop_channels()
-        left = lab.stop()
-        assert left == [], f"processes left running: {left}"
+        # "Run again" re-runs the last magic in the background and shows it in the panel
+        before = kernel_json(client, STATE)["results"]
+        panel_view.locator("button").filter(has_text="Run again").click()
+        after = kernel_until(client, STATE, lambda s: len(s["results"]) == len(before) + 1, "Run again")
+        assert after["results"][-1] == before[-1]
+        page.wait_for_function(
+            "(el) => el.querySelector('img') !== null || el.innerText.trim().length > 0",
+            arg=panel_view.locator(".creative-magics-run-output").element_handle(),
+        )
+        page.wait_for_function(
+            "(el) => el.textContent.includes('Ran %%')",
+            arg=panel_view.locator(".creative-magics-run-status").element_handle(),
+        )
+        shot(panel_view, "panel-after-run-again")
+        assert kernel_json(client, STATE)["results"][: len(before)] == before
+        assert set(before) >= {"text"} | ({"image"} if steps else set())
 
 
 def test_panel_and_canvas_in_notebook7(tmp_path):
     """ipywidgets 8 in Notebook 7's own notebook page: the panel's slider and the style canvas."""
     _require_browser("notebook")
-    from playwright.sync_api import sync_playwright
 
     shutil.rmtree(NOTEBOOK7_ARTIFACTS, ignore_errors=True)  # the screenshots of this run only
     lab = Lab(tmp_path, SETUP_CELLS, app="notebook")
-    client = None
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(WAIT_MS)
-                page.goto(lab.notebook_url)
-                page.wait_for_selector('body[data-notebook="notebooks"]', state="attached")  # Notebook 7's page, not JupyterLab's
-                assert page.url.startswith(lab.url + "/notebooks/e2e.ipynb"), page.url
-                page.wait_for_selector(".jp-Notebook .jp-Cell")
-                lab.wait_for_idle_kernel(page)
-                page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
-                for index in range(len(SETUP_CELLS)):
-                    run_cell(page, index)
-                client = lab.kernel_client()
+    with opened_page(lab, NOTEBOOK7_ARTIFACTS) as (page, session):
+        page.wait_for_selector('body[data-notebook="notebooks"]', state="attached")  # Notebook 7's page, not JupyterLab's
+        assert page.url.startswith(lab.url + "/notebooks/e2e.ipynb"), page.url
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        lab.wait_for_idle_kernel(page)
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        for index in range(len(SETUP_CELLS)):
+            run_cell(page, index)
+        client = session["client"] = lab.kernel_client()
 
-                panel_view, _ = move_temperature_slider(page, client)
-                shot(panel_view, "panel", NOTEBOOK7_ARTIFACTS)
-                canvas_view = draw_stroke(page, client)
-                shot(canvas_view, "canvas", NOTEBOOK7_ARTIFACTS)
-            except Exception:
-                NOTEBOOK7_ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(NOTEBOOK7_ARTIFACTS / "failure-page.png"))  # what the browser showed
-                raise
-            finally:
-                browser.close()
-    finally:
-        if client is not None:
-            client.stop_channels()
-        left = lab.stop()
-        assert left == [], f"processes left running: {left}"
+        panel_view, _ = move_temperature_slider(page, client)
+        shot(panel_view, "panel", NOTEBOOK7_ARTIFACTS)
+        canvas_view = draw_stroke(page, client)
+        shot(canvas_view, "canvas", NOTEBOOK7_ARTIFACTS)
