@@ -2,6 +2,7 @@ import pytest
 from IPython.testing.globalipapp import start_ipython
 
 from creative_magics import session as session_module
+from helpers import cell_runner
 
 
 @pytest.fixture(scope="session")
@@ -25,27 +26,7 @@ def ip(shell):
     session_module.current().attach(magics)
 
 
-class Ran:
-    def __init__(self, result, out, err):
-        self.result, self.out, self.err = result, out, err
-
-    @property
-    def ok(self):
-        return self.result.success
-
-    @property
-    def error_lines(self):
-        return [line for line in self.err.splitlines() if line.strip()]
-
-
 @pytest.fixture()
 def run(ip, capsys):
     """run(cell_source) -> Ran with the shell's result and what it printed."""
-
-    def runner(source):
-        capsys.readouterr()
-        result = ip.run_cell(source, store_history=False)
-        captured = capsys.readouterr()
-        return Ran(result, captured.out, captured.err)
-
-    return runner
+    return cell_runner(ip, capsys)

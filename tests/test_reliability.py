@@ -22,7 +22,7 @@ from PIL import Image
 import creative_magics
 from creative_magics import paths
 from creative_magics import session as session_module
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, cell_runner
 
 CORPUS = (
     "The lighthouse keeper counts the waves at night. She writes each one in a blue book, "
@@ -130,29 +130,6 @@ def server():
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-class Ran:
-    def __init__(self, result, out, err):
-        self.result, self.out, self.err = result, out, err
-
-    @property
-    def ok(self):
-        return self.result.success
-
-    @property
-    def error_lines(self):
-        return [line for line in self.err.splitlines() if line.strip()]
-
-
-def runner(shell, capsys):
-    def run(source):
-        capsys.readouterr()
-        result = shell.run_cell(source, store_history=False)
-        captured = capsys.readouterr()
-        return Ran(result, captured.out, captured.err)
-
-    return run
 
 
 def images_in(shell):
@@ -335,7 +312,7 @@ def wrun(shell, warm_session, capsys, monkeypatch):
     monkeypatch.setattr(session_module, "_current", warm_session)  # `ip` would start a fresh session
     warm_session.attach(magics)
     images_in(shell)
-    return runner(shell, capsys)
+    return cell_runner(shell, capsys)
 
 
 def assert_one_logged_config_error(ran, caplog, fragment, magics, option):
