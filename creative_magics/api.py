@@ -113,45 +113,36 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, _given="ar
     device = devices.resolve_device(session.settings.device)
     offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
     with one_at_a_time(session):
-        result = _paint_with_retry(session, task, prompt, values, sources, spec, init, device, offload, on_step, on_preview)
+        result = _retrying_out_of_memory(
+            session, "paint", values.get("model"),
+            lambda: _paint_once(session, task, prompt, values, sources, spec, init, device, offload, on_step, on_preview),
+            lambda: task.oom_message(values, offload),
+        )
     if values.get("save"):
         result.save(values["save"])
     return session.remember(result)
 
 
-def _paint_with_retry(session, task, prompt, values, sources, spec, init, device, offload, on_step, on_preview):
-    """Paint; a GPU out-of-memory error evicts the other models from the device and tries once more."""
-    from . import devices
-
-    for attempt in (1, 2):
-        try:
-            if offload:
-                using = session.cache.use_offloaded("paint", values.get("model"), device)
-            else:
-                using = session.cache.use("paint", values.get("model"))
-            with using as pipe:
-                result = task.paint(
-                    pipe,
-                    prompt,
-                    values,
-                    sources,
-                    spec=spec,
-                    model_name=values.get("model") or spec.name,
-                    init=init,
-                    safety=bool(getattr(session.settings, "safety_checker", True)),
-                    offload_device=device if offload else None,
-                    on_step=on_step,
-                    on_preview=on_preview,
-                )
-            break
-        except Exception as err:
-            if not _out_of_memory(err):
-                raise
-            if attempt == 2:
-                devices.release_memory(device)
-                raise CreativeError(task.oom_message(values, offload)) from None
-            session.cache.evict_others("paint", values.get("model"), device)  # then try once more
-    return result
+def _paint_once(session, task, prompt, values, sources, spec, init, device, offload, on_step, on_preview):
+    """One painting, with the pipeline in use for its length (offloaded to host memory between parts when asked)."""
+    if offload:
+        using = session.cache.use_offloaded("paint", values.get("model"), device)
+    else:
+        using = session.cache.use("paint", values.get("model"))
+    with using as pipe:
+        return task.paint(
+            pipe,
+            prompt,
+            values,
+            sources,
+            spec=spec,
+            model_name=values.get("model") or spec.name,
+            init=init,
+            safety=bool(getattr(session.settings, "safety_checker", True)),
+            offload_device=device if offload else None,
+            on_step=on_step,
+            on_preview=on_preview,
+        )
 
 
 def _paint_recipe(recipe, prompt, params):
