@@ -15,6 +15,7 @@ import math
 from .. import seeds
 from ..errors import CreativeError
 from ..results import AudioResult
+from . import check_numbers
 
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
 # top-k 250 and temperature 1 are audiocraft's defaults for MusicGen; guidance 3 is the released models'.
@@ -44,14 +45,7 @@ def check(values):
         ("top_k", lambda x: x >= 0 and x == int(x), "--top-k must be a whole number >= 0 (0 turns it off)"),
         ("n", lambda x: 1 <= x <= MAX_SAMPLES and x == int(x), f"-n must be a whole number from 1 to {MAX_SAMPLES}"),
     )
-    for name, ok, message in rules:
-        value = values.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
-            raise CreativeError(f"{name.replace('_', '-')} must be a number, not {value!r}")
-        if not ok(value):
-            raise CreativeError(f"{message}, not {value:g}")
+    check_numbers(values, rules, show=lambda value: f"{value:g}")
     if values.get("temperature") == 0 and (values.get("n") or 1) > 1:
         raise CreativeError("temperature 0 (greedy) always gives the same music; drop -n or raise --temperature")
 

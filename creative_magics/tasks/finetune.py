@@ -18,8 +18,8 @@ import warnings
 from datetime import datetime, timezone
 
 from .. import adapters, corpus, seeds
-from ..errors import CreativeError
 from ..results import FinetuneResult
+from . import check_numbers
 
 # Used when neither the user, the panel nor %config give a value. `lr` depends on the method.
 HOUSE_DEFAULTS = {
@@ -70,14 +70,7 @@ def check(values):
         ("lora_alpha", lambda x: x > 0, "lora-alpha must be > 0"),
         ("eval_split", lambda x: 0 <= x <= MAX_EVAL_SPLIT, f"eval-split must be in [0, {MAX_EVAL_SPLIT}] (0 = no held-out texts)"),
     )
-    for name, ok, message in rules:
-        value = values.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CreativeError(f"{name.replace('_', '-')} must be a number, not {value!r}")
-        if not ok(value):
-            raise CreativeError(f"{message}, not {value}")
+    check_numbers(values, rules)
     if values.get("seed") is not None:
         seeds.choose(values["seed"])
 

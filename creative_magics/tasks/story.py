@@ -11,6 +11,7 @@ import time
 from .. import seeds
 from ..errors import CreativeError
 from ..results import StoryResult
+from . import check_numbers
 
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
 HOUSE_DEFAULTS = {
@@ -72,14 +73,7 @@ def check(values):
         ("min_new_tokens", lambda x: x >= 0, "min-new-tokens must be >= 0"),
         ("n", lambda x: 1 <= x <= MAX_SAMPLES, f"-n must be between 1 and {MAX_SAMPLES}"),
     )
-    for name, ok, message in rules:
-        value = values.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CreativeError(f"{name.replace('_', '-')} must be a number, not {value!r}")
-        if not ok(value):
-            raise CreativeError(f"{message}, not {value}")
+    check_numbers(values, rules)
     if values.get("min_new_tokens") and values.get("max_new_tokens") and values["min_new_tokens"] > values["max_new_tokens"]:
         raise CreativeError(
             f"min-new-tokens ({values['min_new_tokens']}) cannot exceed max-new-tokens ({values['max_new_tokens']})"
