@@ -16,13 +16,22 @@ from PIL import Image
 from common import emit_result, interleaved, report
 
 
-def plain_loop(features, content, style, steps, layers, content_layer_index):
-    """Style transfer as a tutorial writes it: run every layer, pick activations by index."""
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+def plain_loop(features, content, style, steps, style_indices, content_index, amp=False, channels_last=False):
+    """Style transfer as a tutorial writes it: run every layer every iteration, pick activations by
+    index; same losses and L-BFGS as %stylize, on the content's device. benchmarks/gpu.py also asks for
+    channels_last (the net's input; the optimised image stays contiguous, as L-BFGS .view()s its
+    gradient) and bfloat16 autocast."""
+    device = content.device
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
     def activations(x):
         out, x = {}, (x - mean) / std
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         for index, module in enumerate(features):
             x = module(x)
             out[index] = x
@@ -33,21 +42,22 @@ def plain_loop(features, content, style, steps, layers, content_layer_index):
         m = f.reshape(c, h * w)
         return m @ m.t() / (c * h * w)
 
-    with torch.no_grad():
-        target_content = activations(content)[content_layer_index]
+    with torch.no_grad(), autocast():
+        target_content = activations(content)[content_index]
         style_acts = activations(style)
-        target_grams = [gram(style_acts[i]) for i in layers]
+        target_grams = [gram(style_acts[i]) for i in style_indices]
     image = content.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([image], max_iter=1, tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
 
     def closure():
         optimizer.zero_grad()
-        acts = activations(image)
-        loss = F.mse_loss(acts[content_layer_index], target_content)
-        loss = loss + 1e6 * sum(F.mse_loss(gram(acts[i]), g) for i, g in zip(layers, target_grams)) / len(layers)
-        tv = (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-        loss = loss + 1e-6 * tv
-        loss.backward()
+        with autocast():
+            acts = activations(image)
+            loss = F.mse_loss(acts[content_index], target_content)
+            loss = loss + 1e6 * sum(F.mse_loss(gram(acts[i]), g) for i, g in zip(style_indices, target_grams)) / len(style_indices)
+            tv = (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+            loss = loss + 1e-6 * tv
+        loss.float().backward()
         return loss
 
     for _ in range(steps):

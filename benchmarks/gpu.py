@@ -288,60 +288,6 @@ def paint(ip, args):
 # -- stylize --------------------------------------------------------------------------------------------
 
 
-def plain_stylize(features, content, style, steps, style_indices, content_index, amp=False, channels_last=False):
-    """bench_stylize.plain_loop on any device, optionally channels_last and under bfloat16 autocast: the
-    tutorial loop (every layer every iteration, activations picked by index), same losses, same L-BFGS.
-    The optimised image stays contiguous (L-BFGS flattens its gradient with .view); the net's input
-    is made channels_last, and the net (converted by the caller) keeps it so."""
-    import torch
-    import torch.nn.functional as F
-
-    device = content.device
-    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-
-    def activations(x):
-        out, x = {}, (x - mean) / std
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        for index, module in enumerate(features):
-            x = module(x)
-            out[index] = x
-        return out
-
-    def gram(f):
-        _, c, h, w = f.shape
-        m = f.reshape(c, h * w)
-        return m @ m.t() / (c * h * w)
-
-    with torch.no_grad(), autocast():
-        target_content = activations(content)[content_index]
-        style_acts = activations(style)
-        target_grams = [gram(style_acts[i]) for i in style_indices]
-    image = content.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image], max_iter=1, tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
-
-    def closure():
-        optimizer.zero_grad()
-        with autocast():
-            acts = activations(image)
-            loss = F.mse_loss(acts[content_index], target_content)
-            loss = loss + 1e6 * sum(F.mse_loss(gram(acts[i]), g) for i, g in zip(style_indices, target_grams)) / len(style_indices)
-            tv = (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-            loss = loss + 1e-6 * tv
-        loss.float().backward()
-        return loss
-
-    for _ in range(steps):
-        optimizer.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
-    return image
-
-
 def set_tf32(enabled):
     import torch
 
@@ -355,6 +301,7 @@ def stylize(ip, args):
     from PIL import Image
     from safetensors.torch import save_file
 
+    from bench_stylize import plain_loop
     from creative_magics.nets.vgg import LAYER_INDEX, VGG19Features
     from creative_magics.tasks import stylize as task
 
@@ -394,7 +341,7 @@ def stylize(ip, args):
             style = task.to_tensor(style_image, args.device)
 
             def plain():
-                plain_stylize(features, content, style, iterations, style_indices, content_index, amp=amp, channels_last=channels_last)
+                plain_loop(features, content, style, iterations, style_indices, content_index, amp=amp, channels_last=channels_last)
 
             contenders = {"plain": plain, "ours": ours} if with_ours else {"plain": plain}
             for call in contenders.values():  # warm-up (cuDNN picks its algorithms)
