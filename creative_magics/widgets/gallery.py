@@ -98,7 +98,6 @@ class Gallery(widgets.VBox):
         self._closed = False
         self._lock = threading.RLock()
         self._shown = []  # results with a tile, oldest first: the session's kept results
-        self._numbers = {}  # id(result) -> its number in the session (0 = the first made), for labels
         self._tiles = {}  # id(result) -> its tile
         self._selected_number = None
         self.tiles = widgets.GridBox(
@@ -139,17 +138,14 @@ class Gallery(widgets.VBox):
             kept = list(self.session.results)
             kept_ids = {id(result) for result in kept}
             gone = [result for result in self._shown if id(result) not in kept_ids]
-            fresh = [result for result in kept if id(result) not in self._numbers]
+            fresh = [result for result in kept if id(result) not in self._tiles]
             if not gone and not fresh:
                 return
             for result in gone:
-                del self._numbers[id(result)]
                 _close_tile(self._tiles.pop(id(result)))
             self._shown = [result for result in self._shown if id(result) in kept_ids]
             for result in fresh:
-                number = self.session.number_of(result)
-                self._numbers[id(result)] = number
-                self._tiles[id(result)] = self._tile(number, result)
+                self._tiles[id(result)] = self._tile(self.session.number_of(result), result)
                 self._shown.append(result)
             self.tiles.children = tuple(self._tiles[id(result)] for result in self._shown)
             self.empty.layout.display = "none" if self._shown else None
@@ -183,7 +179,7 @@ class Gallery(widgets.VBox):
     def select(self, index):
         """Show result `index` (0 = the first of the session) large, with its recipe and actions."""
         self.refresh()
-        by_number = {self._numbers[id(result)]: result for result in self._shown}
+        by_number = {self.session.number_of(result): result for result in self._shown}
         if index not in by_number:
             first, last = (min(by_number), max(by_number)) if by_number else (0, -1)
             if 0 <= index < first:
