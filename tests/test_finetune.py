@@ -281,6 +281,7 @@ def test_without_peft_lora_is_one_line(ip, run, home, monkeypatch):
         ("keeper2 --base sd-turbo", CORPUS, "'sd-turbo' is not a finetune model"),
         ("keeper2 --base gpt2 --eval-split 0.9", CORPUS, "eval-split must be in [0, 0.5]"),
         ("keeper2 --base gpt2 --lr 0", CORPUS, "lr must be in (0, 1)"),
+        ("keeper2 --base gpt2 --lr nan", CORPUS, "lr must be a number, not nan"),
         ("keeper2 --base gpt2 --epochs 0", CORPUS, "epochs must be > 0"),
         ("keeper2 --base gpt2 --lora-r 0", CORPUS, "lora-r must be a whole number >= 1"),
         ("keeper2 --base gpt2 --seed -1", CORPUS, "seed must be a whole number"),

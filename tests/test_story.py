@@ -223,6 +223,8 @@ def test_second_call_is_a_cache_hit(ip):
         ("-m nobody/no-such-model", "Hi", "not in the local Hugging Face cache"),
         ("-m sd-turbo", "Hi", "'sd-turbo' is not a story model"),
         ("--temperature -0.5", "Hi", "temperature must be >= 0"),
+        ("--temperature nan", "Hi", "temperature must be a number, not nan"),
+        ("--top-p inf", "Hi", "top-p must be a number, not inf"),
         ("--top-p 0", "Hi", "top-p must be in (0, 1]"),
         ("--top-p 1.5", "Hi", "top-p must be in (0, 1]"),
         ("--top-k -1", "Hi", "top-k must be >= 0"),
