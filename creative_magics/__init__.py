@@ -5,7 +5,7 @@ and %creative. `import creative_magics` gives the same tasks as functions. Nothi
 transformers, diffusers, ipywidgets) is imported until it is first used.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "story",
@@ -77,7 +77,7 @@ def finetune(name, data=None, **params):
 def read_recipe(path_or_image):
     """The recipe inside a PNG made here (or by the AUTOMATIC1111 web UI), ready to run again:
     `paint(recipe=...)` for paintings, `stylize(...)` with its values for style transfers."""
-    from .media import read_recipe as read
+    from .recipes import read_recipe as read
 
     return read(path_or_image)
 

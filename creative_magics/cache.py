@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from . import devices, memory
 from .errors import CreativeError, ModelInUse
+from .models import ModelSpec
 
 
 @dataclass(eq=False)
@@ -39,7 +40,8 @@ class ModelCache:
     """One per kernel (see `session.current()`).
 
     resolver(task, ref) -> ModelSpec; loader(spec, dtype) -> model object (on the CPU);
-    settings gives device, dtype and memory_budget_gb.
+    settings gives device, dtype and memory_budget_gb. Wherever a `ref` is taken, a ModelSpec the
+    caller resolved already is taken too (and not resolved again).
     """
 
     def __init__(self, settings, resolver, loader):
@@ -53,7 +55,7 @@ class ModelCache:
     # -- lookup and loading -------------------------------------------------------------
 
     def resolve(self, task, ref):
-        return self.resolver(task, ref)
+        return ref if isinstance(ref, ModelSpec) else self.resolver(task, ref)
 
     def get(self, task, ref):
         """The model for (task, ref), loaded once; later calls are hits and load nothing."""
@@ -204,6 +206,20 @@ class ModelCache:
                 self._evict(victim)
         devices.release_memory(device)
         return [victim.name for victim in victims]
+
+    def loaded(self, spec):
+        """The loaded object of `spec` wherever it is, or None (nothing is loaded or pinned)."""
+        with self._lock:
+            entry = self._entries.get(spec.key)
+            return entry.obj if entry is not None and entry.loaded else None
+
+    def warm(self, spec):
+        """The loaded object of `spec` when it is warm on the CPU and no call is using it, else None."""
+        with self._lock:
+            entry = self._entries.get(spec.key)
+            if entry is not None and entry.loaded and entry.device == "cpu" and not entry.users:
+                return entry.obj
+        return None
 
     # -- user commands -------------------------------------------------------------------
 

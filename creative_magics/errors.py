@@ -11,3 +11,9 @@ class ModelNotAvailable(CreativeError):
 
 class ModelInUse(CreativeError):
     """A model cannot be evicted while a running call is using it."""
+
+
+def first_line(err):
+    """The first line of an exception's message (or its type's name): what a one-line error quotes."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

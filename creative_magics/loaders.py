@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 
 from . import hub, tiny
-from .errors import ModelNotAvailable
+from .hf import quiet, trusts_remote_code
+from .errors import ModelNotAvailable, first_line
 
 
 @dataclass(eq=False)
@@ -45,34 +46,11 @@ class MusicModel:
         return self
 
 
-@contextlib.contextmanager
-def quiet():
-    """Silence the libraries' loading bars and chatter (they would land in notebooks' stderr)."""
-    import transformers
-
-    verbosity = transformers.logging.get_verbosity()
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
-
-
 def _dtype_kwarg():
     import transformers
 
     major, minor = (int(p) for p in transformers.__version__.split(".")[:2])
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-
-
-def trusts_remote_code(settings):
-    """The `trust_remote_code` every from_pretrained call gets: False unless %config enables it. Passed
-    explicitly, because transformers' Auto classes otherwise ask on stdin (input()) when a repo ships code."""
-    return bool(getattr(settings, "trust_remote_code", False))
 
 
 def load_causal_lm(source, dtype, settings, **kwargs):
@@ -95,6 +73,9 @@ def load_diffusion(source, dtype, settings, **kwargs):
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()
+    verbosity = diffusers_logging.get_verbosity()
+    # Silent while loading, errors too: a folder that does not load is said in one line by load_model.
+    diffusers_logging.set_verbosity(diffusers_logging.CRITICAL + 1)
     try:
         import warnings
 
@@ -105,6 +86,7 @@ def load_diffusion(source, dtype, settings, **kwargs):
                 source, torch_dtype=dtype, trust_remote_code=trusts_remote_code(settings), **kwargs
             )
     finally:
+        diffusers_logging.set_verbosity(verbosity)
         diffusers_logging.enable_progress_bar()
     return pipe
 
@@ -172,16 +154,19 @@ LOADERS = {
 }
 
 
-def load_model(spec, dtype, settings=None):
-    """Load `spec` on the CPU in `dtype`. Raises ModelNotAvailable with one line when it cannot be had."""
+def load_model(spec, dtype, settings=None, *, resolve=None, warm=None):
+    """Load `spec` on the CPU in `dtype`. Raises ModelNotAvailable with one line when it cannot be had.
+
+    A fine-tuned adapter also needs `resolve(task, ref)` for its base model and `warm(spec)`, the
+    cache's warm copy of that base (or None), so the base is not read from disk again."""
     load = LOADERS[spec.family]
     if spec.kind == "tiny":
         with quiet():
             return load(str(tiny.ensure(spec.source)), dtype, settings, local_files_only=True)
-    if spec.kind == "adapter":  # -- %%finetune: a LoRA folder loads as its base with the adapter merged in
-        from .adapters import load_adapter
+    if spec.kind == "adapter":  # %%finetune: a LoRA folder loads as its base with the adapter merged in
+        from .finetuned import load_adapter
 
-        return load_adapter(spec, dtype, settings)
+        return load_adapter(spec, dtype, settings, resolve=resolve, warm=warm, load=load_model)
     if spec.kind == "local":
         marker = FOLDER_MARKERS.get(spec.family)
         if marker and os.path.isdir(spec.source) and not os.path.isfile(os.path.join(spec.source, marker)):
@@ -192,14 +177,14 @@ def load_model(spec, dtype, settings=None):
                     return load(spec.source, dtype, settings)
                 return load(spec.source, dtype, settings, local_files_only=True)
         except Exception as err:  # the user's folder or file is not a model of this kind: one line
-            raise ModelNotAvailable(f"{spec.source!r} does not hold a loadable {spec.family} model: {_first_line(err)}") from None
+            raise ModelNotAvailable(f"{spec.source!r} does not hold a loadable {spec.family} model: {first_line(err)}") from None
     if spec.kind == "torchvision":
         path = _torchvision_weights(settings)
         check_hash(path)
         try:
             return load(path, dtype, settings)
         except Exception as err:  # a file of the user's that is not what it should be: say so in one line
-            raise ModelNotAvailable(f"{path!r} is not a VGG19 weights file: {_first_line(err)}") from None
+            raise ModelNotAvailable(f"{path!r} is not a VGG19 weights file: {first_line(err)}") from None
     try:
         with quiet():
             return load(spec.source, dtype, settings, local_files_only=True)
@@ -216,7 +201,7 @@ def load_model(spec, dtype, settings=None):
     except (OSError, ValueError) as err:
         if "local" in str(err).lower() and "cache" in str(err).lower():
             err = cached_error
-        raise ModelNotAvailable(f"could not load {spec.name!r} from the hub: {_first_line(err)}") from None
+        raise ModelNotAvailable(f"could not load {spec.name!r} from the hub: {first_line(err)}") from None
 
 
 def _torchvision_weights(settings):
@@ -243,9 +228,9 @@ def _torchvision_weights(settings):
         with _socket_timeout(DOWNLOAD_STALL_S):
             torch.hub.download_url_to_file(TORCHVISION_URL, cached, hash_prefix=_hash_prefix(cached))
     except RuntimeError as err:  # torch.hub's hash check
-        raise ModelNotAvailable(f"the downloaded VGG19 weights are damaged ({_first_line(err)}); try again") from None
+        raise ModelNotAvailable(f"the downloaded VGG19 weights are damaged ({first_line(err)}); try again") from None
     except OSError as err:  # a stalled or dropped connection (torch.hub removes its partial file)
-        raise ModelNotAvailable(f"downloading the VGG19 weights failed ({_first_line(err)}); try again") from None
+        raise ModelNotAvailable(f"downloading the VGG19 weights failed ({first_line(err)}); try again") from None
     return cached
 
 
@@ -296,7 +281,3 @@ def check_hash(path):
 # The file every saved model folder of a family has (save_pretrained writes it first).
 FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "diffusion": "model_index.json"}
 
-
-def _first_line(err):
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

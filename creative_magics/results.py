@@ -114,7 +114,7 @@ class ImageResult:
         return self.paths
 
     def _repr_png_(self):
-        from .media import png_bytes
+        from .recipes import png_bytes
 
         sheet = self.grid()
         return png_bytes(sheet) if sheet is not None else None
@@ -130,7 +130,7 @@ class ImageResult:
             what += f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds == list(range(self.seeds[0], self.seeds[0] + len(self.seeds))) else f", seeds {self.seeds}"
         head = f"<ImageResult {self.recipe.get('model')} seed={self.seeds[0] if self.seeds else self.recipe.get('seed')}"
         size = f" {params.get('width')}x{params.get('height')}" if params.get("width") else ""
-        how = " image-to-image" if "strength" in params else ""
+        how = " image-to-image" if self.recipe.get("task") == "paint" and "init" in params else ""
         stopped = ""
         if self.interrupted:
             stopped = f" (stopped at step {self.steps_done}/{self.steps_total}: {'previews' if count else 'nothing to show'})"

@@ -1,34 +1,111 @@
-"""The kernel-wide state: settings, the one model cache, and the results made so far."""
+"""The kernel-wide state: the settings, the one model cache, the results made so far and the calls that
+made them. Widgets are not kept here: they register what they give (the panel's values as a defaults
+layer, the canvas as an image source, the gallery as a listener) and take it back when they close.
+"""
 
+import itertools
 import sys
 import threading
+from dataclasses import dataclass, field
 
-from . import hub, models
+from . import finetuned, hub, models
 from .cache import ModelCache
+from .loaders import load_model
 from .settings import Settings
+
+
+@dataclass(eq=False)
+class Call:
+    """One call of a task, as the person made it: the inputs (prompt, images, ...) and the parameters they
+    gave themselves. "Run again" makes it again with the defaults of that moment (the panel's, say)."""
+
+    task: str
+    inputs: dict
+    given: dict
+    source: str = "argument"  # "flag" for a magic, "argument" for the Python API
+    namespace: dict = None  # where the variable names it used live
+    output: str = None  # the variable a magic's -o stored the result in ("Run again" stores there too)
+    number: int = field(default_factory=lambda: next(_call_numbers))
+
+
+_call_numbers = itertools.count(1)
+
+
+def stamp():
+    """A number from the same sequence as the calls': what was stamped after a call has a higher one."""
+    return next(_call_numbers)
+
+
+class History:
+    """The latest `keep()` results, oldest first; older ones are let go (a variable that holds one keeps it)."""
+
+    def __init__(self, keep):
+        self.keep = keep
+        self.items = []
+        self.let_go = 0  # how many older results were dropped
+        self.chosen = None  # a result made `last` by choice (the gallery), until the next result
+
+    def add(self, result):
+        self.items.append(result)
+        excess = len(self.items) - max(1, int(self.keep()))
+        if excess > 0:
+            del self.items[:excess]
+            self.let_go += excess
+        self.chosen = None
+
+    def last(self, kind=None):
+        """The latest result, optionally the latest with images / text / audio."""
+        if self.chosen is not None and (kind is None or getattr(self.chosen, "kind", None) == kind):
+            return self.chosen
+        for result in reversed(self.items):
+            if kind is None or getattr(result, "kind", None) == kind:
+                return result
+        return None
+
+    def number_of(self, result):
+        """The result's place in the session, 0 for the first ever made; None once it was let go."""
+        for i, kept in enumerate(self.items):
+            if kept is result:
+                return self.let_go + i
+        return None
+
+    def choose(self, result):
+        if result is not None and not any(kept is result for kept in self.items):
+            raise ValueError("use_as_last takes a result of this session")
+        self.chosen = result
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(list(self.items))
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def __contains__(self, result):
+        return any(kept is result for kept in self.items)
 
 
 class Session:
     def __init__(self, settings=None):
-        from .loaders import load_model
-
         self.settings = settings if settings is not None else Settings()
-        self.cache = ModelCache(self.settings, self.resolve, lambda spec, dtype: load_model(spec, dtype, self.settings))
-        self.results = []  # the latest `settings.keep_results` results, oldest first
-        self.let_go = 0  # how many older results were dropped from `results`
-        self._auto_profile = None
-        self.panel = None  # the slider panel, once opened (widgets/panel.py)
-        self.canvas = None  # the style canvas, once opened (widgets/canvas.py)
-        self.gallery = None  # the gallery, once opened (widgets/gallery.py)
-        self.chosen_last = None  # a result the gallery made `last`, until the next result
-        self.last_magic = None  # (name, line, cell) of the last magic that ran, for "Run again"
-        self._listeners = []  # callbacks told of each new result (the gallery)
+        self.cache = ModelCache(self.settings, self.resolve, self._load)
+        self.results = History(lambda: getattr(self.settings, "keep_results", 100))
+        self.calls = {}  # task -> the last Call of it
+        self.last_task = None  # the task of the last call that ended with a result
         self.generation_lock = threading.RLock()  # one generation at a time (api.one_at_a_time)
+        self._auto_profile = None
+        self._defaults = {}  # name -> provider(task) -> {param: value}, e.g. "panel"
+        self._image_sources = {}  # name -> () -> image, e.g. "canvas"
+        self._listeners = []  # callbacks told of each new result (the gallery)
 
     def attach(self, settings):
         """Make `settings` (the CreativeMagics instance, once the extension loads) the live options."""
         self.settings = settings
         self.cache.settings = settings
+
+    # -- models ---------------------------------------------------------------------------------
 
     def effective_profile(self):
         """`default` or `tiny`; `auto` is decided once per session and said in one line."""
@@ -47,75 +124,72 @@ class Session:
 
     def resolve(self, task, ref=None):
         ref = ref or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
-        return models.resolve(task, ref, aliases=self._aliases(task), profile=self.effective_profile())
+        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile())
 
-    # -- %%finetune: fine-tuned models are aliases too ----------------------------------------
-    def _aliases(self, task):
+    def aliases(self, task):
         """%config aliases, plus (for the text tasks) the fine-tuned models in the models folder; a
         fine-tuned name wins, since taking a name that was in use needed --overwrite."""
         aliases = self.settings.aliases
         if models.family_of(task) != "causal_lm":
             return aliases
-        from . import adapters
+        made = finetuned.aliases()
+        return {**aliases, **made} if made else aliases
 
-        finetuned = adapters.aliases()
-        return {**aliases, **finetuned} if finetuned else aliases
+    def _load(self, spec, dtype):
+        return load_model(spec, dtype, self.settings, resolve=self.resolve, warm=self.cache.warm)
 
-    def panel_defaults(self, task):
-        """Values of the slider panel for `task` while one is open (the widgets set `self.panel`)."""
-        return self.panel.values(task) if self.panel is not None else {}
+    # -- defaults layers and image sources that widgets register --------------------------------
 
-    def remember(self, result):
-        """Keep a result for `last` and the gallery; beyond `keep_results`, the oldest is let go (its
-        images or audio are freed unless a variable still holds it)."""
-        self.results.append(result)
-        excess = len(self.results) - max(1, int(getattr(self.settings, "keep_results", 100)))
-        if excess > 0:
-            del self.results[:excess]
-            self.let_go += excess
-        self.chosen_last = None  # a new result is `last` again
+    def add_defaults(self, name, provider):
+        """`provider(task)` gives defaults for the next calls, between their own values and %config ("panel")."""
+        self._defaults[name] = provider
+
+    def remove_defaults(self, name, provider):
+        if self._defaults.get(name) == provider:  # bound methods are equal, not identical
+            del self._defaults[name]
+
+    def default_layers(self, task):
+        """[(name, {param: value})] of the registered providers, for `task`."""
+        return [(name, provider(task) or {}) for name, provider in list(self._defaults.items())]
+
+    def add_image_source(self, name, get):
+        """`get()` gives the image a bare `name` means as an IMAGE (the style canvas is `canvas`)."""
+        self._image_sources[name] = get
+
+    def remove_image_source(self, name, get):
+        if self._image_sources.get(name) == get:
+            del self._image_sources[name]
+
+    def image_source(self, name):
+        return self._image_sources.get(name)
+
+    # -- results and calls ----------------------------------------------------------------------
+
+    def remember(self, result, call=None):
+        """Keep a result for `last` and the gallery (and the call that made it, for "Run again")."""
+        self.results.add(result)
+        if call is not None:
+            self.calls[call.task] = call
+            self.last_task = call.task
         self._tell_listeners(result)
         return result
 
+    def last_call(self, task):
+        return self.calls.get(task)
+
+    @property
+    def let_go(self):
+        return self.results.let_go
+
     def last(self, kind=None):
-        """The latest result, optionally the latest with images / text / audio."""
-        chosen = self.chosen_last  # the gallery's "use as last"
-        if chosen is not None and (kind is None or getattr(chosen, "kind", None) == kind):
-            return chosen
-        for result in reversed(self.results):
-            if kind is None or getattr(result, "kind", None) == kind:
-                return result
-        return None
-
-    # -- widgets (issue 6): the last magic for "Run again", `last` by choice, the style canvas --------
-
-    RERUNNABLE = ("story", "paint", "stylize", "compose")
-
-    def note_magic(self, name, line, cell):
-        """Remember a magic that ran to the end, so the panel's "Run again" can run it again."""
-        if name in self.RERUNNABLE:
-            self.last_magic = (name, line, cell)
+        return self.results.last(kind)
 
     def number_of(self, result):
-        """The result's place in the session, 0 for the first ever made; None once it was let go."""
-        for i, kept in enumerate(self.results):
-            if kept is result:
-                return self.let_go + i
-        return None
+        return self.results.number_of(result)
 
     def use_as_last(self, result):
-        """Make an earlier result what `last` gives (the gallery), until the next result is made."""
-        if result is not None and result not in self.results:
-            raise ValueError("use_as_last takes a result of this session")
-        self.chosen_last = result
-
-    def canvas_image(self):
-        """The style canvas as a PIL image: what `canvas` means as an IMAGE (`--init canvas`, `--style canvas`)."""
-        from .errors import CreativeError
-
-        if self.canvas is None:
-            raise CreativeError("no style canvas yet: %creative canvas opens one")
-        return self.canvas.to_image()
+        """Make an earlier result what `last` gives, until the next result is made."""
+        self.results.choose(result)
 
     def add_listener(self, callback):
         """callback(result) after each new result (the gallery); errors in it never reach the task."""

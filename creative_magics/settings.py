@@ -6,6 +6,9 @@ import re
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from . import params
+from .errors import CreativeError
+
 PROFILES = ("default", "tiny", "auto")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -74,35 +77,11 @@ class Settings(Configurable):
         "(diffusers' enable_model_cpu_offload): slower, but large models fit small GPUs. No effect on the CPU.",
     ).tag(config=True)
 
-    @validate("paint_defaults")
-    def _check_paint_defaults(self, proposal):
-        from .tasks.paint import PARAMS
-
-        allowed = [p for p in PARAMS if p not in ("init", "save", "seed")]  # per call, never defaults
-        unknown = sorted(set(proposal["value"]) - set(allowed))
-        if unknown:
-            raise TraitError(f"paint_defaults takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
-        # A default --strength waits for a call with --init, so check it as if one were given.
-        values = {**proposal["value"], "init": "given"} if "strength" in proposal["value"] else proposal["value"]
-        _check_values("paint_defaults", "paint", values)
-        return proposal["value"]
-
     # -- %%compose
     compose_defaults = Dict(
         help="Defaults for %%compose (e.g. {'model': 'musicgen-medium', 'seconds': 15, 'guidance': 4}); "
         "flags and the panel win over them, and they win over the model's generation_config.",
     ).tag(config=True)
-
-    @validate("compose_defaults")
-    def _check_compose_defaults(self, proposal):
-        from .tasks.compose import PARAMS
-
-        allowed = [p for p in PARAMS if p not in ("seed", "melody")]  # per call, never defaults
-        unknown = sorted(set(proposal["value"]) - set(allowed))
-        if unknown:
-            raise TraitError(f"compose_defaults takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
-        _check_values("compose_defaults", "compose", proposal["value"])
-        return proposal["value"]
 
     # -- %%finetune
     finetune_defaults = Dict(
@@ -111,7 +90,7 @@ class Settings(Configurable):
     ).tag(config=True)
 
     stylize_defaults = Dict(
-        help="Defaults for %%stylize (e.g. {'steps': 500, 'style_weight': 1e5, 'optimizer': 'adam'}); "
+        help="Defaults for %%stylize (e.g. {'steps': 500, 'optimizer': 'adam'}); "
         "flags and the panel win over them.",
     ).tag(config=True)
 
@@ -126,17 +105,20 @@ class Settings(Configurable):
         help="Allow models that ship their own Python code. Off by default: it runs code from the hub.",
     ).tag(config=True)
 
-    @validate("story_defaults", "stylize_defaults", "finetune_defaults")
+    @validate("story_defaults", "paint_defaults", "stylize_defaults", "compose_defaults", "finetune_defaults")
     def _check_task_defaults(self, proposal):
-        """A misspelt name (`temprature`) is refused in one line, as for paint and compose, not silently ignored."""
-        import importlib
-
+        """A misspelt name (`temprature`) or a value no call could use (`{'temperature': -3}`) is refused
+        when it is set, in one line, rather than ignored or failing every later call."""
         option = proposal["trait"].name
-        allowed = importlib.import_module(f".tasks.{option[: -len('_defaults')]}", __package__).PARAMS
+        task = params.of(option[: -len("_defaults")])
+        allowed = task.config_names()
         unknown = sorted(set(proposal["value"]) - set(allowed))
         if unknown:
             raise TraitError(f"{option} takes {', '.join(allowed)}; not {', '.join(map(str, unknown))}")
-        _check_values(option, option[: -len("_defaults")], proposal["value"])
+        try:
+            task.check_each(dict(proposal["value"]))  # a default strength waits for a call with --init
+        except CreativeError as err:
+            raise TraitError(f"{option}: {err}") from None
         return proposal["value"]
 
     @validate("keep_results")
@@ -164,18 +146,3 @@ class Settings(Configurable):
             if not isinstance(name, str) or not isinstance(target, str) or not name or not target:
                 raise TraitError(f"aliases maps names to hub ids or folders (strings), not {name!r}: {target!r}")
         return proposal["value"]
-
-
-def _check_values(option, task, values):
-    """A value no call could use (`{'temperature': -3}`) is refused when it is set, in the task's own
-    words, rather than failing every later call."""
-    import importlib
-
-    from .errors import CreativeError
-
-    try:
-        importlib.import_module(f".tasks.{task}", __package__).check(dict(values))
-    except CreativeError as err:
-        raise TraitError(f"{option}: {err}") from None
-    except (TypeError, ValueError):
-        raise TraitError(f"{option}: a value has the wrong type in {values!r}") from None

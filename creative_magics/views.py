@@ -1,6 +1,20 @@
-"""How results appear in a notebook (rich, updated in place) or a terminal (plain text)."""
+"""How results appear while they are made and when they are done: in a notebook cell, in an Output widget
+(the panel's), or in a terminal. All Markdown and HTML rendering of the live views is here.
 
+A view draws on a *surface*. In a notebook the live part is one display updated in place; when done it
+is emptied and the result shown as a new output, so tools that ignore display updates (nbval) see an
+empty placeholder and the final output, never a partial one that depends on timing. Nothing is shown
+before the first update, so a bad flag leaves no empty output. The panel's Output widget is a surface
+too, so a "Run again" shows exactly what the cell showed.
+"""
+
+import html
 import sys
+import threading
+import time
+
+WAITING = "Waiting for the run in progress (the panel's) to finish..."
+_EMPTY = {"text/plain": ""}
 
 
 def rich_frontend():
@@ -13,35 +27,176 @@ def rich_frontend():
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-_EMPTY = {"text/plain": "", "text/markdown": ""}
+# -- surfaces --------------------------------------------------------------------------------
 
 
-def _bundle(result):
+class NotebookSurface:
+    """The cell's own output area: display ids for the live part, new outputs for the results."""
+
+    rich = True
+
+    def slot(self, empty=_EMPTY):
+        from IPython.display import display
+
+        handle = display(empty, raw=True, display_id=True)
+        return lambda bundle: handle.update(bundle, raw=True)
+
+    def show(self, bundle):
+        from IPython.display import display
+
+        display(bundle, raw=True)
+
+    def say(self, text, stream="stdout"):
+        print(text, file=sys.stderr if stream == "stderr" else sys.stdout)
+
+
+class OutputSurface:
+    """An ipywidgets Output widget (the panel's): its `outputs` list is set directly, from any thread,
+    as a notebook would store the same outputs."""
+
+    rich = True
+
+    def __init__(self, output):
+        self.output = output
+        self.items = []
+        self.lock = threading.Lock()
+        self._push()
+
+    def slot(self, empty=_EMPTY):
+        with self.lock:
+            index = len(self.items)
+            self.items.append(_display_item(empty))
+            self._push()
+
+        def update(bundle):
+            with self.lock:
+                self.items[index] = _display_item(bundle)
+                self._push()
+
+        return update
+
+    def show(self, bundle):
+        with self.lock:
+            self.items.append(_display_item(bundle))
+            self._push()
+
+    def show_object(self, obj):
+        """`obj` as a notebook shows it when a cell ends with it (its rich reprs, through IPython's formatter)."""
+        from IPython.core.interactiveshell import InteractiveShell
+
+        data, _ = InteractiveShell.instance().display_formatter.format(obj)
+        self.show(data)
+
+    def say(self, text, stream="stdout"):
+        with self.lock:
+            last = self.items[-1] if self.items else None
+            if last is not None and last.get("output_type") == "stream" and last.get("name") == stream:
+                self.items[-1] = dict(last, text=last["text"] + text + "\n")
+            else:
+                self.items.append({"output_type": "stream", "name": stream, "text": text + "\n"})
+            self._push()
+
+    def text(self):
+        """Everything shown as plain text (tests, status lines)."""
+        parts = []
+        for item in self.items:
+            parts.append(item["text"] if item["output_type"] == "stream" else str(item["data"].get("text/plain", "")))
+        return "".join(parts)
+
+    def _push(self):
+        self.output.outputs = tuple(self.items)
+
+
+class TerminalSurface:
+    """A terminal (IPython without a kernel, a script): plain text; the views draw tqdm bars on stderr."""
+
+    rich = False
+
+    def slot(self, empty=_EMPTY):
+        return lambda bundle: None
+
+    def show(self, bundle):
+        print(bundle.get("text/plain", ""))
+
+    def say(self, text, stream="stdout"):
+        print(text, file=sys.stderr if stream == "stderr" else sys.stdout)
+
+
+def _display_item(bundle):
+    return {"output_type": "display_data", "data": jsonable(bundle), "metadata": {}}
+
+
+_BINARY_TEXT = ("application/json",)
+
+
+def jsonable(bundle):
+    """A mime bundle with bytes turned into what a notebook stores: base64 for images, text for text."""
+    import base64
+
+    out = {}
+    for mime, value in (bundle or {}).items():
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            value = raw.decode("utf-8", "replace") if mime.startswith("text/") or mime in _BINARY_TEXT else base64.b64encode(raw).decode("ascii")
+        out[mime] = value
+    return out
+
+
+def default_surface():
+    return NotebookSurface() if rich_frontend() else TerminalSurface()
+
+
+class LiveView:
+    """The part every view shares: a live slot made on the first update, emptied when done or failed."""
+
+    EMPTY = {"text/plain": "", "text/html": ""}  # the live slot before and after: what nbval sees of it
+
+    def __init__(self, surface=None):
+        self.surface = surface or default_surface()
+        self.rich = self.surface.rich
+        self._live = None
+
+    def live(self, bundle):
+        if self._live is None:
+            self._live = self.surface.slot(self.EMPTY)
+        self._live(bundle)
+
+    def close(self):
+        """Empty the live part (after the result is shown, or when the call failed)."""
+        if self._live is not None:
+            self._live(self.EMPTY)
+            self._live = None
+
+    def waiting(self):
+        self.surface.say(WAITING)
+
+    def say(self, text, stream="stdout"):
+        self.surface.say(text, stream)
+
+
+# -- %%story ---------------------------------------------------------------------------------
+
+
+def story_bundle(result):
     # A raw bundle: IPython's Markdown() would read a text that names a file ("." say) from disk.
     return {"text/markdown": result.markdown(), "text/plain": as_text(result)}
 
 
-class StoryView:
-    """Shows a story as it is written, then the finished Markdown.
+class StoryView(LiveView):
+    """Shows a story as it is written, then the finished Markdown; in a terminal, the text as it comes."""
 
-    In a notebook the live text goes to a display updated in place; when done, that display is
-    emptied and the finished story shown as a new output. Tools that ignore display updates (nbval)
-    thus see an empty placeholder and the final story, never a partial text that depends on timing.
-    Nothing is displayed before the first text arrives, so a bad flag leaves no empty output.
-    """
+    EMPTY = {"text/plain": "", "text/markdown": ""}
 
-    def __init__(self):
-        self.rich = rich_frontend()
-        self.handle = None
+    def __init__(self, surface=None):
+        super().__init__(surface)
         self.printed = None
+
+    def callbacks(self):
+        return {"on_text": self.update, "on_wait": self.waiting}
 
     def update(self, result):
         if self.rich:
-            from IPython.display import display
-
-            if self.handle is None:
-                self.handle = display(_EMPTY, raw=True, display_id=True)
-            self.handle.update(_bundle(result), raw=True)
+            self.live(story_bundle(result))
         elif len(result.texts) == 1:  # terminal: print what is new; several samples print when complete
             if self.printed is None:
                 sys.stdout.write(result.shown_prompt)
@@ -53,11 +208,8 @@ class StoryView:
 
     def finish(self, result):
         if self.rich:
-            from IPython.display import display
-
-            if self.handle is not None:
-                self.handle.update(_EMPTY, raw=True)
-            display(_bundle(result), raw=True)
+            self.close()
+            self.surface.show(story_bundle(result))
         elif len(result.texts) == 1:
             self.update(result)
             sys.stdout.write("\n(stopped)\n" if result.interrupted else "\n")
@@ -73,11 +225,11 @@ def as_text(result):
     return "\n".join(parts) + ("\n(stopped)" if result.interrupted else "")
 
 
-# -- %%paint ---------------------------------------------------------------------------------
+# -- %%paint and %stylize -------------------------------------------------------------------------
 
 PAINT_UPDATE_INTERVAL_S = 0.1
 PAINT_TERMINAL_BAR_DELAY_S = 0.5
-_EMPTY_LIVE = {"text/plain": "", "text/html": ""}
+MAX_GRID_WIDTH = 1024  # what results.ImageResult shows (media.grid's default)
 
 
 def image_bundle(result):
@@ -91,23 +243,15 @@ def image_bundle(result):
     return bundle
 
 
-class ImageView:
+class ImageView(LiveView):
     """Shows a painting as it is made: a tqdm progress line with the steps and, every few steps, a
-    preview of the latents; then the finished grid.
+    preview, shown at the size the result will have; then the finished grid. In a terminal: a tqdm
+    bar on stderr, then the result's one-line text."""
 
-    In a notebook both live in one display updated in place; when done it is emptied and the grid
-    shown as a new output, so nbval (which ignores display updates) compares only the final text
-    (see StoryView). In a terminal: a tqdm bar on stderr, then the result's one-line text.
-    Nothing is shown before the first step, so a bad flag leaves no empty output.
-    """
-
-    def __init__(self, label="paint"):
-        import time
-
+    def __init__(self, label="paint", surface=None):
+        super().__init__(surface)
         self.label = label
         self.postfix = None
-        self.rich = rich_frontend()
-        self.handle = None
         self.bar = None
         self.started = time.monotonic()
         self.last_step = 0
@@ -118,11 +262,12 @@ class ImageView:
     def wants_previews(self):
         return self.rich
 
-    def step(self, step, total, loss=None):
-        import time
+    def callbacks(self):
+        return {"on_step": self.step, "on_preview": self.preview if self.wants_previews else None, "on_wait": self.waiting}
 
+    def step(self, step, total, loss=None):
         now = time.monotonic()
-        if loss is not None:  # %%stylize reports its loss
+        if loss is not None:  # %stylize reports its loss
             self.postfix = f"loss={loss:.3g}"
         if step < self.last_step:  # a retry (after freeing GPU memory) starts again
             self.started = now
@@ -145,33 +290,25 @@ class ImageView:
 
     def preview(self, images, step, total):
         import base64
-        import time
 
-        from .media import grid, png_bytes
+        from .media import grid, grid_size
+        from .recipes import png_bytes
 
         sheet = grid(images, max_width=512)
         if sheet is None:
             return
+        final = images[0].info.get("final_size") or images[0].size
+        shown, _ = grid_size(len(images), final, MAX_GRID_WIDTH)
         png = base64.b64encode(png_bytes(sheet)).decode("ascii")
-        shown = min(512, sheet.width * 8)
         self.preview_html = f'<br><img src="data:image/png;base64,{png}" width="{shown}" style="image-rendering: auto">'
         self._show(step, total, time.monotonic())
 
     def _show(self, step, total, now):
-        from IPython.display import display
         from tqdm import tqdm
 
         self.last_update = now
-        line = tqdm.format_meter(
-            step, total, now - (self.started or now), ncols=80, prefix=self.label, unit="step", postfix=self.postfix
-        )
-        bundle = {
-            "text/plain": line,
-            "text/html": f"<pre style='margin:0'>{_paint_html_text(line)}</pre>{self.preview_html}",
-        }
-        if self.handle is None:
-            self.handle = display(_EMPTY_LIVE, raw=True, display_id=True)
-        self.handle.update(bundle, raw=True)
+        line = tqdm.format_meter(step, total, now - (self.started or now), ncols=80, prefix=self.label, unit="step", postfix=self.postfix)
+        self.live({"text/plain": line, "text/html": f"<pre style='margin:0'>{html.escape(line, quote=False)}</pre>{self.preview_html}"})
 
     def _close_bar(self):
         if self.bar is not None:
@@ -179,37 +316,24 @@ class ImageView:
             self.bar = None
 
     def close(self):
-        """Clear the live progress (after the result is shown, or when the call failed)."""
         self._close_bar()
-        if self.handle is not None:
-            self.handle.update(_EMPTY_LIVE, raw=True)
-            self.handle = None
+        super().close()
 
     def finish(self, result):
         self.close()
         for note in result.notes:
-            print(note)
+            self.say(note)
         if self.rich:
-            from IPython.display import display
-
-            display(image_bundle(result), raw=True)
+            self.surface.show(image_bundle(result))
         else:
             print(repr(result))
         for path in result.paths:
-            print(f"saved {path}")
-
-
-def _paint_html_text(text):
-    import html
-
-    return html.escape(text, quote=False)
+            self.say(f"saved {path}")
 
 
 # -- %%finetune ------------------------------------------------------------------------------
 
 FINETUNE_BAR_INTERVAL_S = 0.1
-FINETUNE_PLOT_INTERVAL_S = 1.0
-FINETUNE_PLOT_SHARE = 0.04  # the live plot may take at most this share of the training time
 
 
 def loss_curve_png(losses, title="training loss"):
@@ -240,6 +364,28 @@ def _png_bundle(losses, title):
     return {"image/png": png, "text/plain": f"<loss curve: {len(losses)} steps>"}
 
 
+def loss_curve_svg(losses, max_steps=None, width=440, height=120):
+    """The loss so far as a small SVG line: cheap enough to redraw with every step, so the live curve
+    never lags the bar (the final curve is drawn by matplotlib)."""
+    if len(losses) < 2:
+        return ""
+    steps = max(max_steps or 0, len(losses))
+    low, high = min(losses), max(losses)
+    spread = (high - low) or 1.0
+    pad = 24
+    points = " ".join(
+        f"{pad + (width - pad - 4) * i / max(steps - 1, 1):.1f},{4 + (height - 20) * (high - loss) / spread:.1f}"
+        for i, loss in enumerate(losses)
+    )
+    return (
+        f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" style="font:10px sans-serif">'
+        f'<rect x="{pad}" y="2" width="{width - pad - 2}" height="{height - 16}" fill="none" stroke="#ccc"/>'
+        f'<polyline points="{points}" fill="none" stroke="#2b6cb0" stroke-width="1.5"/>'
+        f'<text x="0" y="12">{high:.3g}</text><text x="0" y="{height - 16}">{low:.3g}</text>'
+        f'<text x="{pad}" y="{height - 2}">step 1</text><text x="{width - 60}" y="{height - 2}">step {steps}</text></svg>'
+    )
+
+
 def finetune_bar(partial, ncols=90):
     """A tqdm progress line for a partial FinetuneResult."""
     from tqdm import tqdm
@@ -250,39 +396,28 @@ def finetune_bar(partial, ncols=90):
     )
 
 
-class FinetuneView:
-    """Shows fine-tuning as it goes: a tqdm progress line and the live loss curve, updated in place.
+class FinetuneView(LiveView):
+    """Shows fine-tuning as it goes: one live display with the tqdm line and the loss curve so far (they
+    are drawn together, so the curve keeps up with the bar); when done, the summary and the final curve.
+    In a terminal: a tqdm bar on stderr, then the summary."""
 
-    When done, both live displays are emptied and the summary and the final curve are shown as new
-    outputs, so nbval (which ignores display updates) compares only those (see StoryView). In a
-    terminal: a tqdm bar on stderr, then the summary.
-    """
-
-    def __init__(self):
-        self.rich = rich_frontend()
-        self.handles = None
+    def __init__(self, surface=None):
+        super().__init__(surface)
         self.bar = None
-        self.last_bar = self.last_plot = 0.0
-        self.plot_cost = 0.0
+        self.last_bar = 0.0
+
+    def callbacks(self):
+        return {"on_progress": self.update, "on_wait": self.waiting}
 
     def update(self, partial):
-        import time
-
         now = time.monotonic()
         if self.rich:
-            from IPython.display import display
-
-            if self.handles is None:
-                self.handles = [display({"text/plain": ""}, raw=True, display_id=True) for _ in range(2)]
             last = partial.max_steps and partial.steps >= partial.max_steps
             if now - self.last_bar >= FINETUNE_BAR_INTERVAL_S or last:
                 self.last_bar = now
-                self.handles[0].update({"text/plain": finetune_bar(partial)}, raw=True)
-            interval = max(FINETUNE_PLOT_INTERVAL_S, self.plot_cost / FINETUNE_PLOT_SHARE)
-            if len(partial.losses) >= 2 and now - self.last_plot >= interval:
-                self.handles[1].update(_png_bundle(partial.losses, f"training loss, {partial.name}"), raw=True)
-                self.last_plot = time.monotonic()
-                self.plot_cost = self.last_plot - now
+                line = finetune_bar(partial)
+                curve = loss_curve_svg(partial.losses, partial.max_steps)
+                self.live({"text/plain": line, "text/html": f"<pre style='margin:0'>{html.escape(line, quote=False)}</pre>{curve}"})
             return
         if self.bar is None:
             from tqdm import tqdm
@@ -293,23 +428,17 @@ class FinetuneView:
         self.bar.update(partial.steps - self.bar.n)
 
     def close(self):
-        """Empty the live displays (also when the run failed)."""
-        if self.handles is not None:
-            for handle in self.handles:
-                handle.update({"text/plain": ""}, raw=True)
-            self.handles = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        super().close()
 
     def finish(self, result):
         self.close()
         if self.rich:
-            from IPython.display import display
-
-            display({"text/markdown": result.markdown(), "text/plain": str(result)}, raw=True)
+            self.surface.show({"text/markdown": result.markdown(), "text/plain": str(result)})
             if len(result.losses) >= 2:
-                display(_png_bundle(result.losses, f"training loss, {result.name}"), raw=True)
+                self.surface.show(_png_bundle(result.losses, f"training loss, {result.name}"))
         else:
             print(str(result))
 
@@ -327,34 +456,29 @@ def compose_bar(done, total, elapsed, ncols=90):
     return tqdm.format_meter(done, total, elapsed, ncols=ncols, prefix="composing", bar_format=COMPOSE_BAR_FORMAT)
 
 
-class AudioView:
+class AudioView(LiveView):
     """Shows %%compose: a progress bar over the seconds of audio made, then the players and pictures.
+    In a terminal: a tqdm bar on stderr, then the summary."""
 
-    In a notebook the bar is a display updated in place and emptied when done, and the result is a
-    new output (HTML players and pictures, text/plain summary), so nbval, which ignores display
-    updates, compares only the result (see StoryView). In a terminal: a tqdm bar on stderr, then the
-    summary.
-    """
+    EMPTY = _EMPTY
 
-    def __init__(self):
-        self.rich = rich_frontend()
-        self.handle = None
+    def __init__(self, surface=None):
+        super().__init__(surface)
         self.bar = None
-        self.started = self.last = 0.0
+        self.started = self.last = None
+
+    def callbacks(self):
+        return {"on_progress": self.progress, "on_wait": self.waiting}
 
     def progress(self, done, total):
-        import time
-
         now = time.monotonic()
         if self.rich:
-            if self.handle is None:
-                from IPython.display import display
-
-                self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+            if self.started is None:
                 self.started = now
+                self.last = 0.0
             if now - self.last >= COMPOSE_BAR_INTERVAL_S or done >= total:
                 self.last = now
-                self.handle.update({"text/plain": compose_bar(done, total, now - self.started)}, raw=True)
+                self.live({"text/plain": compose_bar(done, total, now - self.started)})
             return
         if self.bar is None:
             from tqdm import tqdm
@@ -364,19 +488,24 @@ class AudioView:
             self.bar.update(done - self.bar.n)
 
     def close(self):
-        """Empty the live bar (also when the run failed)."""
-        if self.handle is not None:
-            self.handle.update({"text/plain": ""}, raw=True)
-            self.handle = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        super().close()
 
     def finish(self, result):
         self.close()
         if self.rich:
-            from IPython.display import display
-
-            display({"text/html": result.html(), "text/plain": repr(result)}, raw=True)
+            self.surface.show({"text/html": result.html(), "text/plain": repr(result)})
         else:
             print(f"{result.prompt}\n{result.recipe.get('model')}, seed {result.recipe.get('seed')}: {result.summary()}")
+
+
+VIEWS = {"story": StoryView, "paint": ImageView, "stylize": ImageView, "compose": AudioView, "finetune": FinetuneView}
+
+
+def view_for(task, surface=None):
+    """The view that shows `task`'s run on `surface` (the notebook, a terminal, or an Output widget)."""
+    if task == "stylize":
+        return ImageView(label="stylize", surface=surface)
+    return VIEWS[task](surface=surface)

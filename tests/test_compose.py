@@ -328,8 +328,8 @@ def not_a_wav(tmp_path):
 @pytest.mark.parametrize(
     "line, body, fragment",
     [
-        ("--seconds 0", DESCRIPTION, "--seconds must be more than 0, not 0"),
-        ("--seconds -2", DESCRIPTION, "--seconds must be more than 0"),
+        ("--seconds 0", DESCRIPTION, "--seconds must be > 0, not 0"),
+        ("--seconds -2", DESCRIPTION, "--seconds must be > 0"),
         ("--seconds 1000", DESCRIPTION, "--seconds 1000 is beyond what musicgen-small can make: at most 40.8 s"),
         ("--guidance -1", DESCRIPTION, "--guidance must be >= 0"),
         ("--temperature -0.5", DESCRIPTION, "--temperature must be >= 0"),

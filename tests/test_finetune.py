@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import creative_magics
-from creative_magics import adapters, corpus, paths, session
+from creative_magics import corpus, finetuned, paths, session
 from creative_magics.errors import CreativeError
 from creative_magics.tasks import finetune as task
 from helpers import assert_one_line_error
@@ -173,7 +173,7 @@ def test_ctrl_c_keeps_the_last_finished_step_and_the_model_is_usable(ip, run, ho
     assert result.interrupted and result.recipe["interrupted"] is True
     assert result.steps == 5 and len(result.losses) == 5 and result.max_steps == 40
     assert_same_state(before, base_state(model))
-    saved = json.loads((home / "models" / "keeper" / adapters.METADATA).read_text())
+    saved = json.loads((home / "models" / "keeper" / finetuned.METADATA).read_text())
     assert saved["interrupted"] is True and saved["recipe"]["params"]["steps"] == 5
     text_model = cached("keeper")
     blocks = corpus.make_blocks(text_model.tokenizer, [CORPUS], 32, 0.1, seed=0)
@@ -204,18 +204,18 @@ def test_a_real_ctrl_c_stops_at_the_end_of_the_step(ip, run, home, monkeypatch):
 def test_a_failed_save_keeps_the_previous_model(home):
     def write_one(folder):
         (folder / "weights").write_text("one")
-        adapters.write_metadata(folder, {"method": "lora", "base": "gpt2"})
+        finetuned.write_metadata(folder, {"method": "lora", "base": "gpt2"})
 
     def write_and_fail(folder):
         (folder / "weights").write_text("two")
         raise KeyboardInterrupt
 
-    adapters.save("keeper", write_one)
+    finetuned.save("keeper", write_one)
     with pytest.raises(KeyboardInterrupt):
-        adapters.save("keeper", write_and_fail)
+        finetuned.save("keeper", write_and_fail)
     assert (home / "models" / "keeper" / "weights").read_text() == "one"
     assert [p.name for p in (home / "models").iterdir()] == ["keeper"]
-    assert adapters.registered() == {"keeper": {"method": "lora", "base": "gpt2"}}
+    assert finetuned.registered() == {"keeper": {"method": "lora", "base": "gpt2"}}
 
 
 def test_data_from_a_variable_a_folder_and_a_jsonl(ip, run, home):
@@ -340,16 +340,19 @@ def test_the_notebook_view_ends_with_only_the_summary_and_the_curve(ip, home, mo
         return Handle(len(shown) - 1) if display_id else None
 
     monkeypatch.setattr(views, "rich_frontend", lambda: True)
-    monkeypatch.setattr(views, "FINETUNE_PLOT_INTERVAL_S", 0.0)
+    monkeypatch.setattr(views, "FINETUNE_BAR_INTERVAL_S", 0.0)
     monkeypatch.setattr(IPython.display, "display", display)
     view = views.FinetuneView()
     result = creative_magics.finetune("keeper", CORPUS, base="gpt2", max_steps=6, lr=1e-2, block_size=32, seed=0, on_progress=view.update)
     view.finish(result)
-    assert shown[:2] == [{"text/plain": ""}, {"text/plain": ""}]  # the live bar and plot, empty at first
-    assert any("image/png" in bundle for index, bundle in updates if index == 1)
-    assert any("6/6" in bundle["text/plain"] for index, bundle in updates if index == 0)
-    last = {index: bundle for index, bundle in updates}
-    assert last == {0: {"text/plain": ""}, 1: {"text/plain": ""}}  # emptied at the end
-    summary, curve = shown[2:]
+    assert shown[0] == {"text/plain": "", "text/html": ""}  # one live display (bar and curve), empty at first
+    live = [bundle for index, bundle in updates if index == 0 and bundle["text/plain"]]
+    assert any("6/6" in bundle["text/plain"] for bundle in live)
+    for bundle in live:  # the curve keeps up with the bar: as many points as losses reported so far
+        step = int(bundle["text/plain"].split("/")[0].split()[-1].split("|")[-1].strip() or 0)
+        points = bundle["text/html"].split('points="')[1].split('"')[0].split() if "<polyline" in bundle["text/html"] else []
+        assert len(points) == (step if step >= 2 else 0), (step, len(points))
+    assert updates[-1] == (0, {"text/plain": "", "text/html": ""})  # emptied at the end
+    summary, curve = shown[1:]
     assert summary["text/plain"] == str(result) and "Held-out perplexity" in summary["text/markdown"]
     assert curve["text/plain"] == "<loss curve: 6 steps>" and curve["image/png"]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import creative_magics
-from creative_magics import media, session
+from creative_magics import media, recipes, refs, session
 from creative_magics.errors import CreativeError
 from creative_magics.results import ImageResult
 
@@ -39,7 +39,7 @@ def fresh_session():
 
 
 def test_a_file_path_gives_an_rgb_image_and_its_label(picture):
-    image, label = media.resolve_image(str(picture))
+    image, label = refs.image(str(picture))
     assert image.mode == "RGB" and image.size == (40, 24) and image.getpixel((0, 0)) == (200, 30, 10)
     assert label == str(picture)
 
@@ -47,13 +47,13 @@ def test_a_file_path_gives_an_rgb_image_and_its_label(picture):
 def test_transparency_becomes_white(tmp_path):
     path = tmp_path / "clear.png"
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(path)
-    image, _ = media.resolve_image(str(path))
+    image, _ = refs.image(str(path))
     assert image.getpixel((3, 3)) == (255, 255, 255)
 
 
 def test_jpeg_and_grayscale_files(tmp_path):
     Image.new("L", (16, 16), 90).save(tmp_path / "g.jpg")
-    image, _ = media.resolve_image(str(tmp_path / "g.jpg"))
+    image, _ = refs.image(str(tmp_path / "g.jpg"))
     assert image.mode == "RGB" and image.size == (16, 16)
 
 
@@ -69,21 +69,21 @@ def test_jpeg_and_grayscale_files(tmp_path):
 )
 def test_bad_files_are_one_line(tmp_path, make, fragment):
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(str(make(tmp_path)))
+        refs.image(str(make(tmp_path)))
     assert fragment in one_line(excinfo)
 
 
 def test_pixel_cap_is_checked_from_the_header(picture, monkeypatch):
     monkeypatch.setattr(media, "MAX_PIXELS", 100)
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(str(picture))
+        refs.image(str(picture))
     assert "40x24" in one_line(excinfo) and "make it smaller" in str(excinfo.value)
 
 
 def test_file_size_cap(picture, monkeypatch):
     monkeypatch.setattr(media, "MAX_FILE_BYTES", 10)
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(str(picture))
+        refs.image(str(picture))
     assert "MB" in one_line(excinfo)
 
 
@@ -114,7 +114,7 @@ def _png_bytes(size=(32, 32)):
     ],
 )
 def test_numpy_arrays(array, pixel):
-    image, label = media.resolve_image(array)
+    image, label = refs.image(array)
     assert image.size == (5, 6) and image.getpixel((0, 0)) == pixel and label is None
 
 
@@ -129,7 +129,7 @@ def test_numpy_arrays(array, pixel):
 )
 def test_objects_that_are_not_images(value, fragment):
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image("thing", {"thing": value})
+        refs.image("thing", {"thing": value})
     assert fragment in one_line(excinfo)
 
 
@@ -142,45 +142,49 @@ def test_variables_by_name(picture):
             return Image.new("RGB", (8, 8), (9, 9, 9))
 
     names = {"pil": pil, "arr": np.zeros((8, 8, 3), np.uint8), "res": result, "board": Canvas(), "where": str(picture)}
-    assert media.resolve_image("pil", names)[0].getpixel((0, 0)) == (1, 2, 3)
-    assert media.resolve_image("arr", names)[0].getpixel((0, 0)) == (0, 0, 0)
-    assert media.resolve_image("res", names)[0].getpixel((0, 0)) == (1, 2, 3)
-    assert media.resolve_image("board", names)[0].getpixel((0, 0)) == (9, 9, 9)
-    image, label = media.resolve_image("where", names)  # a variable holding a path
+    assert refs.image("pil", names)[0].getpixel((0, 0)) == (1, 2, 3)
+    assert refs.image("arr", names)[0].getpixel((0, 0)) == (0, 0, 0)
+    assert refs.image("res", names)[0].getpixel((0, 0)) == (1, 2, 3)
+    assert refs.image("board", names)[0].getpixel((0, 0)) == (9, 9, 9)
+    image, label = refs.image("where", names)  # a variable holding a path
     assert image.size == (40, 24) and label == "where"
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image("nowhere", names)
+        refs.image("nowhere", names)
     assert "no variable or file named 'nowhere'" in one_line(excinfo)
 
 
 def test_a_result_without_images_is_refused():
     stopped = ImageResult(images=[], recipe={})
     with pytest.raises(CreativeError, match="holds no image"):
-        media.resolve_image("stopped", {"stopped": stopped})
+        refs.image("stopped", {"stopped": stopped})
 
 
 def test_last_is_the_latest_image_result(fresh_session):
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image("last")
+        refs.image("last")
     assert "no image made yet" in one_line(excinfo)
     fresh_session.remember(ImageResult(images=[Image.new("RGB", (8, 8), (5, 5, 5))], recipe={}))
     fresh_session.remember(object())  # a result of another kind does not count
-    image, label = media.resolve_image("last")
+    image, label = refs.image("last")
     assert image.getpixel((1, 1)) == (5, 5, 5) and label == "last"
 
 
 def test_canvas_before_and_after_the_widgets_add_it(fresh_session, monkeypatch):
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image("canvas")
+        refs.image("canvas")
     assert one_line(excinfo) == "no style canvas yet: %creative canvas opens one"
-    monkeypatch.setattr(type(fresh_session), "canvas_image", lambda self: Image.new("RGB", (8, 8), (4, 4, 4)), raising=False)
-    image, label = media.resolve_image("canvas")
+    drawing = lambda: Image.new("RGB", (8, 8), (4, 4, 4))
+    fresh_session.add_image_source("canvas", drawing)  # what the style canvas does when it opens
+    image, label = refs.image("canvas")
     assert image.getpixel((0, 0)) == (4, 4, 4) and label == "canvas"
+    fresh_session.remove_image_source("canvas", drawing)  # ... and when it closes
+    with pytest.raises(CreativeError, match="no style canvas yet"):
+        refs.image("canvas")
 
 
 def test_empty_reference():
     with pytest.raises(CreativeError, match="is empty"):
-        media.resolve_image("  ")
+        refs.image("  ")
 
 
 # -- URLs --------------------------------------------------------------------------------------
@@ -225,13 +229,13 @@ def server():
 
 
 def test_an_image_url_is_fetched(server):
-    image, label = media.resolve_image(f"{server}/cat.png")
+    image, label = refs.image(f"{server}/cat.png")
     assert image.size == (20, 10) and label == f"{server}/cat.png"
-    assert media.resolve_image(f"{server}/plain.bin")[0].size == (20, 10)
+    assert refs.image(f"{server}/plain.bin")[0].size == (20, 10)
 
 
 def test_a_variable_holding_a_url(server):
-    image, _ = media.resolve_image("link", {"link": f"{server}/cat.png"})
+    image, _ = refs.image("link", {"link": f"{server}/cat.png"})
     assert image.size == (20, 10)
 
 
@@ -245,14 +249,14 @@ def test_a_variable_holding_a_url(server):
 )
 def test_bad_urls_are_one_line(server, path, fragment):
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(server + path)
+        refs.image(server + path)
     assert fragment in one_line(excinfo)
 
 
 def test_download_size_cap(server, monkeypatch):
     monkeypatch.setattr(media, "MAX_FILE_BYTES", 100)
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(f"{server}/cat.png")
+        refs.image(f"{server}/cat.png")
     assert "MB" in one_line(excinfo)
 
 
@@ -263,20 +267,20 @@ def test_an_unreachable_url_fails_at_once():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(f"http://127.0.0.1:{port}/cat.png")
+        refs.image(f"http://127.0.0.1:{port}/cat.png")
     assert "could not reach" in one_line(excinfo)
 
 
 def test_a_slow_server_is_not_waited_for(server, monkeypatch):
     monkeypatch.setattr(media, "URL_TIMEOUT_S", 0.3)
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(f"{server}/slow.png")
+        refs.image(f"{server}/slow.png")
     assert "within 0 s" in one_line(excinfo) or "did not answer" in str(excinfo.value)
 
 
 def test_other_schemes_are_refused():
     with pytest.raises(CreativeError, match="only http:// and https://"):
-        media.resolve_image("file:///etc/passwd")
+        refs.image("file:///etc/passwd")
 
 
 # -- recipes -----------------------------------------------------------------------------------
@@ -302,7 +306,7 @@ RECIPE = {
 
 
 def test_recipe_text_is_the_a1111_format():
-    text = media.recipe_text(RECIPE, batch_pos=2)
+    text = recipes.recipe_text(RECIPE, batch_pos=2)
     prompt, negative, last = text.split("\n")[:2], text.split("\n")[2], text.split("\n")[3]
     assert prompt == ["a lighthouse at dusk,", "waves: stormy"]
     assert negative == "Negative prompt: blurry, low quality"
@@ -311,7 +315,7 @@ def test_recipe_text_is_the_a1111_format():
 
 
 def test_recipe_round_trips_through_a_png(tmp_path):
-    image = media.with_recipe_text(Image.new("RGB", (8, 8)), media.recipe_text(RECIPE, batch_pos=2))
+    image = recipes.with_recipe_text(Image.new("RGB", (8, 8)), recipes.recipe_text(RECIPE, batch_pos=2))
     image.save(tmp_path / "out.png")  # a plain save writes the chunk
     with Image.open(tmp_path / "out.png") as reread:
         assert reread.info["parameters"] == image.info["parameters"]  # what A1111's PNG info reads
@@ -323,7 +327,7 @@ def test_recipe_round_trips_through_a_png(tmp_path):
 
 
 def test_notebook_png_and_grid_carry_the_recipe():
-    image = media.with_recipe_text(Image.new("RGB", (8, 8)), "a cat\nSteps: 1, Sampler: Euler, Seed: 3")
+    image = recipes.with_recipe_text(Image.new("RGB", (8, 8)), "a cat\nSteps: 1, Sampler: Euler, Seed: 3")
     import io
 
     with Image.open(io.BytesIO(image._repr_png_())) as shown:
@@ -333,15 +337,15 @@ def test_notebook_png_and_grid_carry_the_recipe():
 
 
 def test_unicode_prompts_use_an_international_text_chunk(tmp_path):
-    text = media.recipe_text({**RECIPE, "prompt": "un café à l'aube 🌅"})
-    media.with_recipe_text(Image.new("RGB", (8, 8)), text).save(tmp_path / "u.png")
+    text = recipes.recipe_text({**RECIPE, "prompt": "un café à l'aube 🌅"})
+    recipes.with_recipe_text(Image.new("RGB", (8, 8)), text).save(tmp_path / "u.png")
     assert creative_magics.read_recipe(str(tmp_path / "u.png"))["prompt"] == "un café à l'aube 🌅"
 
 
 def test_pickled_images_keep_the_recipe():
     import pickle
 
-    image = media.with_recipe_text(Image.new("RGB", (4, 4), (1, 2, 3)), "p\nSteps: 1, Sampler: Euler, Seed: 3")
+    image = recipes.with_recipe_text(Image.new("RGB", (4, 4), (1, 2, 3)), "p\nSteps: 1, Sampler: Euler, Seed: 3")
     again = pickle.loads(pickle.dumps(image))
     assert again.info["parameters"] == image.info["parameters"] and again.tobytes() == image.tobytes()
 
@@ -361,7 +365,7 @@ def test_a_genuine_a1111_file_is_read(tmp_path):
     info = PngInfo()
     info.add_text("parameters", A1111_TEXT)
     Image.new("RGB", (8, 8)).save(tmp_path / "webui.png", pnginfo=info)
-    recipe = media.read_recipe(tmp_path / "webui.png")
+    recipe = recipes.read_recipe(tmp_path / "webui.png")
     assert recipe["prompt"] == "masterpiece, a castle on a hill, (sunset:1.2)"
     assert recipe["seed"] == 3141592653 and recipe["model"] == "v1-5-pruned-emaonly"
     assert recipe["params"] == {
@@ -383,14 +387,14 @@ def test_a_genuine_a1111_file_is_read(tmp_path):
 
 
 def test_an_a1111_sampler_we_do_not_have_keeps_the_models_own():
-    image = media.with_recipe_text(Image.new("RGB", (4, 4)), "x\nSteps: 3, Sampler: Heun, CFG scale: 7, Seed: 1")
-    recipe = media.read_recipe(image)
+    image = recipes.with_recipe_text(Image.new("RGB", (4, 4)), "x\nSteps: 3, Sampler: Heun, CFG scale: 7, Seed: 1")
+    recipe = recipes.read_recipe(image)
     assert "scheduler" not in recipe["params"] and recipe["extra"] == {"Sampler": "Heun"}
 
 
 def test_a_prompt_without_settings_line():
-    image = media.with_recipe_text(Image.new("RGB", (4, 4)), "just a prompt, nothing: else")
-    assert media.read_recipe(image)["prompt"] == "just a prompt, nothing: else"
+    image = recipes.with_recipe_text(Image.new("RGB", (4, 4)), "just a prompt, nothing: else")
+    assert recipes.read_recipe(image)["prompt"] == "just a prompt, nothing: else"
 
 
 @pytest.mark.parametrize(
@@ -403,13 +407,13 @@ def test_a_prompt_without_settings_line():
 )
 def test_read_recipe_errors(tmp_path, make, fragment):
     with pytest.raises(CreativeError) as excinfo:
-        media.read_recipe(make(tmp_path))
+        recipes.read_recipe(make(tmp_path))
     assert fragment in one_line(excinfo)
 
 
 def test_read_recipe_rejects_other_objects():
     with pytest.raises(CreativeError, match="PNG file or a PIL image"):
-        media.read_recipe(42)
+        recipes.read_recipe(42)
 
 
 # -- grids and saving ----------------------------------------------------------------------------
@@ -423,11 +427,11 @@ def test_grid_is_compact():
 
 
 def test_save_numbers_files_like_the_web_ui(tmp_path):
-    images = [media.with_recipe_text(Image.new("RGB", (4, 4)), f"p\nSteps: 1, Sampler: Euler, Seed: {s}") for s in (7, 8)]
+    images = [recipes.with_recipe_text(Image.new("RGB", (4, 4)), f"p\nSteps: 1, Sampler: Euler, Seed: {s}") for s in (7, 8)]
     first = media.save_images(images, tmp_path / "out", seeds=[7, 8])
     second = media.save_images(images[:1], tmp_path / "out", seeds=[7])
     assert [p.name for p in first + second] == ["00000-7.png", "00001-8.png", "00002-7.png"]
-    assert media.read_recipe(first[1])["seed"] == 8
+    assert recipes.read_recipe(first[1])["seed"] == 8
 
 
 def test_save_into_a_file_is_refused(tmp_path):

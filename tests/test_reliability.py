@@ -22,6 +22,7 @@ from PIL import Image
 import creative_magics
 from creative_magics import paths
 from creative_magics import session as session_module
+from creative_magics.session import Call
 from helpers import assert_one_line_error, cell_runner
 
 CORPUS = (
@@ -206,8 +207,8 @@ CASES = [
     ("story-folder-without-a-model", "story", "%%story -m {files}/not-a-model\nHi", "is not a causal_lm model folder: it has no config.json"),
     # %%paint: values, images, files, URLs, recipes, models
     ("paint-size-below-64", "paint", "%%paint --width 16\na fox", "--width must be a multiple of 8"),
-    ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be from 1 to 500, not 0"),
-    ("paint-negative-guidance", "paint", "%%paint --guidance -1\na fox", "--guidance must be from 0"),
+    ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be a whole number from 1 to 500, not 0"),
+    ("paint-negative-guidance", "paint", "%%paint --guidance -1\na fox", "--guidance must be in [0, 50]"),
     ("paint-strength-above-1", "paint", "%%paint --init {files}/ok.png --strength 1.5\na fox", "--strength must be in (0, 1]"),
     ("paint-init-missing-file", "paint", "%%paint --init {files}/missing.png\na fox", "no file '"),
     ("paint-init-text-file", "paint", "%%paint --init {files}/notes.txt\na fox", "is not an image"),
@@ -220,25 +221,25 @@ CASES = [
     ("paint-recipe-missing", "paint", "%paint --recipe {files}/ok.png", "carries no recipe"),
     ("paint-recipe-of-a-story", "paint", "%paint --recipe story_recipe", "not a paint recipe"),
     ("paint-save-into-a-file", "paint", "%%paint --save {files}/notes.txt\na fox", "--save needs a folder"),
-    ("paint-unknown-scheduler", "paint", "%%paint --scheduler heun\na fox", "unknown scheduler 'heun'"),
+    ("paint-unknown-scheduler", "paint", "%%paint --scheduler heun\na fox", "--scheduler must be default, euler, euler_a, dpm++, ddim or lcm, not 'heun'"),
     ("paint-model-is-an-image", "paint", "%%paint -m {files}/ok.png\na fox", "is not an alias, a local folder or a Hugging Face hub id"),
     ("paint-unknown-model", "paint", "%%paint -m nobody/no-such-model\na fox", "not in the local Hugging Face cache"),
     # %stylize / %%stylize
-    ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "size must be between 32 and 2048"),
+    ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "--size must be a whole number from 32 to 2048"),
     ("stylize-negative-style-weight", "stylize", "%stylize --content content --style style --style-weight -1", "style-weight must be >= 0"),
-    ("stylize-negative-blend", "stylize", "%stylize --content content --style style --style-blend -1", "blend weights must be >= 0"),
-    ("stylize-steps-0", "stylize", "%stylize --content content --style style --steps 0", "steps must be at least 1"),
+    ("stylize-negative-blend", "stylize", "%stylize --content content --style style --style-blend -1", "--style-blend must be >= 0"),
+    ("stylize-steps-0", "stylize", "%stylize --content content --style style --steps 0", "--steps must be a whole number >= 1"),
     ("stylize-no-content", "stylize", "%stylize --style style", "no content image"),
     ("stylize-style-fake-png", "stylize", "%stylize --content content --style {files}/fake.png", "is not an image"),
     ("stylize-content-odd-array", "stylize", "%stylize --content odd_array --style style", "shape (4, 4, 7)"),
     ("stylize-style-url-404", "stylize", "%stylize --content content --style {server}/style.png", "HTTP 404"),
     ("stylize-content-url-html", "stylize", "%stylize --content {server}/page.html --style style", "is text/html, not an image"),
-    ("stylize-unknown-layer", "stylize", "%stylize --content content --style style --style-layers conv9_1", "unknown VGG19 layer 'conv9_1'"),
+    ("stylize-unknown-layer", "stylize", "%stylize --content content --style style --style-layers conv9_1", "--style-layers: unknown 'conv9_1'"),
     ("stylize-img2img-strength-above-1", "stylize", "%%stylize --content content --method img2img --strength 2\nwatercolor", "--strength must be in (0, 1]"),
     ("stylize-model-of-another-task", "stylize", "%stylize --content content --style style -m gpt2", "'gpt2' is not a stylize model"),
     # %%compose
-    ("compose-seconds-0", "compose", f"%%compose --seconds 0\n{DESCRIPTION}", "--seconds must be more than 0, not 0"),
-    ("compose-seconds-below-0", "compose", f"%%compose --seconds -2\n{DESCRIPTION}", "--seconds must be more than 0"),
+    ("compose-seconds-0", "compose", f"%%compose --seconds 0\n{DESCRIPTION}", "--seconds must be > 0, not 0"),
+    ("compose-seconds-below-0", "compose", f"%%compose --seconds -2\n{DESCRIPTION}", "--seconds must be > 0"),
     ("compose-too-long", "compose", f"%%compose --seconds 1000\n{DESCRIPTION}", "is beyond what musicgen-small can make"),
     ("compose-negative-guidance", "compose", f"%%compose --guidance -1\n{DESCRIPTION}", "--guidance must be >= 0"),
     ("compose-empty-description", "compose", "%%compose\n  \n ", "the description is empty"),
@@ -541,7 +542,7 @@ def test_out_of_memory_evicts_the_other_models_and_retries_once(ip, run, monkeyp
     assert ran.ok, ran.err
     assert "Traceback" not in ran.err
     assert forwards.raised == 1 and len(attempts) == 2  # one failure, exactly one retry
-    assert [(t, r, device) for t, r, device, _ in evictions] == [(task, ref, "cpu")]
+    assert [(t, r.key, device) for t, r, device, _ in evictions] == [(task, session.resolve(task, ref).key, "cpu")]
     assert evictions[0][3] == [other]  # the other model went (off the CPU: dropped)
     assert other not in [entry.name for entry in session.cache.entries()]
     result = latest(ip, task, "out")
@@ -667,7 +668,8 @@ def panel_text(panel):
 def test_a_cell_waits_for_the_panels_rerun_and_the_cache_stays_whole(ip, run, monkeypatch, panel):
     session = session_module.current()
     runs = Generations(monkeypatch, hold_until=session.generation_lock.contended)
-    session.last_magic = ("paint", "-m sd15 --steps 2 --seed 5 -o from_panel", "a lighthouse")
+    session.calls["paint"] = Call("paint", {"prompt": "a lighthouse"}, {"model": "sd15", "steps": 2, "seed": 5}, "flag", ip.user_ns, "from_panel")
+    session.last_task = "paint"
     panel.run_again()  # "Run again": the panel's worker thread paints
     assert runs.first_inside.wait(timeout=120)
     # While it paints, the control commands answer at once, and the model in use cannot be taken away.
@@ -728,7 +730,8 @@ def test_ctrl_c_while_a_cell_waits_for_the_panel_leaves_both_usable(ip, run, mon
             os.kill(os.getpid(), signal.SIGINT)
 
     runs = Generations(monkeypatch, hold_until=go_on, on_first_entry=interrupt_the_waiting_cell)
-    session.last_magic = ("story", "-m gpt2 --max-new-tokens 6 --seed 7 -o from_panel", "Once upon a time")
+    session.calls["story"] = Call("story", {"prompt": "Once upon a time"}, {"model": "gpt2", "max_new_tokens": 6, "seed": 7}, "flag", ip.user_ns, "from_panel")
+    session.last_task = "story"
     handler = signal.getsignal(signal.SIGINT)
     panel.run_again()
     assert runs.first_inside.wait(timeout=120)

@@ -29,7 +29,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 import creative_magics
-from creative_magics import audio, corpus, media, session, tiny
+from creative_magics import audio, corpus, media, recipes, refs, session, tiny
 from creative_magics.errors import CreativeError
 from helpers import assert_one_line_error
 
@@ -116,7 +116,7 @@ def test_trust_remote_code_true_is_never_hard_coded():
 
 # Loads that cannot run a repo's code, so they take no trust_remote_code: peft reads adapter_config.json
 # and weights; the tiny builders read the CLIP tokenizer files bundled in creative_magics/data/.
-NO_REMOTE_CODE_PATH = {("adapters.py", "PeftModel"), ("tiny/diffusion.py", "CLIPTokenizer")}
+NO_REMOTE_CODE_PATH = {("finetuned.py", "PeftModel"), ("tiny/diffusion.py", "CLIPTokenizer")}
 
 
 def test_every_from_pretrained_call_in_the_source_passes_the_setting():
@@ -393,7 +393,7 @@ def test_fetches_use_the_configured_deadline_and_cap(monkeypatch):
     assert 0 < media.URL_TIMEOUT_S <= 60 and 0 < media.MAX_FILE_BYTES <= 100 * 2**20
     seen = []
     monkeypatch.setattr(media, "_download", lambda url, timeout, max_bytes: seen.append((timeout, max_bytes)) or png())
-    image, _ = media.resolve_image("https://example.invalid/cat.png")
+    image, _ = refs.image("https://example.invalid/cat.png")
     assert image.size == (8, 8)
     assert seen == [(media.URL_TIMEOUT_S, media.MAX_FILE_BYTES)]
 
@@ -409,7 +409,7 @@ def test_a_stalled_server_is_given_up_on_at_the_deadline(stalled_url, monkeypatc
     monkeypatch.setattr(socket, "create_connection", connect)
     monkeypatch.setattr(media, "URL_TIMEOUT_S", 0.2)
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(stalled_url)
+        refs.image(stalled_url)
     assert "did not answer" in one_line(excinfo) or "no answer within" in one_line(excinfo)
     assert deadlines == [0.2]  # the socket itself waits no longer than the deadline
 
@@ -417,13 +417,13 @@ def test_a_stalled_server_is_given_up_on_at_the_deadline(stalled_url, monkeypatc
 def test_a_download_without_content_length_is_capped_while_it_streams(server, monkeypatch):
     monkeypatch.setattr(media, "MAX_FILE_BYTES", 4096)
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(f"{server}/big.png")
+        refs.image(f"{server}/big.png")
     assert "larger than" in one_line(excinfo)
 
 
 def test_the_content_type_is_checked_before_the_bytes(server):
     with pytest.raises(CreativeError) as excinfo:
-        media.resolve_image(f"{server}/page.png")
+        refs.image(f"{server}/page.png")
     assert "is text/html, not an image" in one_line(excinfo)
 
 
@@ -495,14 +495,14 @@ def test_a_png_whose_chunks_hold_code_or_a_pickle_is_only_read_as_text(tmp_path)
     pickled = pickle.dumps(Trap(marker), protocol=0).decode("ascii")  # protocol 0 is printable text
     info = PngInfo()
     info.add_text("parameters", "a cat\nSteps: 2, Sampler: Euler, Seed: 1")
-    info.add_text(media.JSON_KEY, pickled)
+    info.add_text(recipes.JSON_KEY, pickled)
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
     with pytest.raises(CreativeError, match="damaged creative_magics recipe"):
         creative_magics.read_recipe(str(path))
     assert not marker.exists()
 
     info = PngInfo()
-    info.add_text(media.JSON_KEY, json.dumps({"task": "stylize", "model": code, "params": {"steps": code}}))
+    info.add_text(recipes.JSON_KEY, json.dumps({"task": "stylize", "model": code, "params": {"steps": code}}))
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
     assert creative_magics.read_recipe(str(path)) == {"task": "stylize", "model": code, "params": {"steps": code}}
     assert not marker.exists()

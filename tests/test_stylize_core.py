@@ -61,7 +61,7 @@ def test_step_zero_losses_match_an_independent_reference():
     weights = {k: v for k, v in net.features.state_dict().items()}
     content, style = task.to_tensor(pattern(1)), task.to_tensor(pattern(2))
     image = torch.rand(content.shape, generator=torch.Generator().manual_seed(0))
-    targets = task.Targets(net, content, [style], [1.0], task.STYLE_LAYERS, task.CONTENT_LAYER)
+    targets = task.Targets(net, content, [style], [1.0], task.HOUSE_DEFAULTS["style_layers"], task.HOUSE_DEFAULTS["content_layer"])
     ours = task.losses(net, image, targets, style_weight=1e6, content_weight=1.0, tv_weight=1e-6)
     ref = reference_losses(weights, image, content, style, 1e6, 1.0, 1e-6)
     for name, expected in zip(("content", "style", "tv", "total"), ref):
@@ -122,15 +122,15 @@ def test_fit_size_keeps_the_aspect_ratio():
 @pytest.mark.parametrize(
     "values, fragment",
     [
-        ({"size": 16}, "size must be between 32 and 2048"),
-        ({"size": 5000}, "size must be between 32 and 2048"),
+        ({"size": 16}, "--size must be a whole number from 32 to 2048"),
+        ({"size": 5000}, "--size must be a whole number from 32 to 2048"),
         ({"style_weight": -1}, "style-weight must be >= 0"),
         ({"content_weight": -0.1}, "content-weight must be >= 0"),
         ({"tv_weight": -1}, "tv-weight must be >= 0"),
-        ({"steps": 0}, "steps must be at least 1"),
+        ({"steps": 0}, "--steps must be a whole number >= 1"),
         ({"optimizer": "sgd"}, "optimizer must be lbfgs or adam"),
         ({"init": "zeros"}, "init must be content or noise"),
-        ({"style_layers": ["conv9_9"]}, "unknown VGG19 layer 'conv9_9'"),
+        ({"style_layers": ["conv9_9"]}, "--style-layers: unknown 'conv9_9'"),
         ({"style_blend": [0, 0]}, "blend weights must be >= 0 and not all 0"),
     ],
 )

@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 import creative_magics
-from creative_magics import media, session
+from creative_magics import media, recipes, refs, session
 from creative_magics.errors import CreativeError
 from creative_magics.magics import CreativeMagics
+from creative_magics.widgets import canvas as canvas_module
 from creative_magics.widgets.canvas import StyleCanvas
 from creative_magics.widgets.common import ipywidgets_major
 from helpers import assert_one_line_error
@@ -44,12 +45,12 @@ def small(width=64, height=48):
 def test_percent_creative_canvas_opens_the_one_canvas(run):
     ran = run("%creative canvas --width 96 --height 64")
     assert ran.ok, ran.err
-    canvas = session.current().canvas
+    canvas = canvas_module.open_canvas()
     assert isinstance(canvas, StyleCanvas) and canvas.size == (96, 64)
     assert canvas.drawing.width == 96 and canvas.drawing.height == 64
     assert "<creative_magics canvas 96x64: 0 strokes>" in ran.out
     assert creative_magics.canvas() is canvas
-    assert run("%creative canvas").ok and session.current().canvas is canvas
+    assert run("%creative canvas").ok and canvas_module.open_canvas() is canvas
 
 
 @pytest.mark.parametrize(
@@ -273,18 +274,20 @@ def test_resize_keeps_the_drawing(ip):
 
 
 def test_canvas_before_one_is_opened_is_one_line(ip):
+    assert session.current().image_source("canvas") is None
     with pytest.raises(CreativeError, match="no style canvas yet: %creative canvas opens one"):
-        session.current().canvas_image()
-    with pytest.raises(CreativeError, match="no style canvas yet"):
-        media.resolve_image("canvas")
+        refs.image("canvas")
 
 
 def test_canvas_is_an_image_source_everywhere(ip):
     canvas = small()
     canvas.draw([(0, 0), (63, 47)], color="#00ff00", size=4)
-    image, label = media.resolve_image("canvas")
+    image, label = refs.image("canvas")
     assert label == "canvas" and np.array_equal(np.asarray(image), np.asarray(canvas.to_image()))
-    assert np.array_equal(np.asarray(session.current().canvas_image()), np.asarray(canvas.to_image()))
+    assert np.array_equal(np.asarray(session.current().image_source("canvas")()), np.asarray(canvas.to_image()))
+    canvas.close()  # a closed canvas is no image source any more
+    with pytest.raises(CreativeError, match="no style canvas yet"):
+        refs.image("canvas")
     assert np.array_equal(np.asarray(media.to_rgb(canvas)), np.asarray(canvas.to_image()))
 
 

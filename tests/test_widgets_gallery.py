@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 
 import creative_magics
-from creative_magics import media, session
+from creative_magics import media, recipes, refs, session
+from creative_magics.widgets import gallery as gallery_module
 from creative_magics.widgets.gallery import Gallery
+from ipycanvas import Canvas
 
 
 class Picture:
@@ -46,6 +48,11 @@ class Mystery:
         return "a shimmering thing"
 
 
+def panel_layer(task):
+    """What the next call of `task` takes from the panel: the defaults layer it registered in the session."""
+    return dict(session.current().default_layers(task)).get("panel", {})
+
+
 def story(seed=3):
     return creative_magics.story("Once upon a time", model="gpt2", seed=seed, max_new_tokens=4)
 
@@ -55,7 +62,7 @@ def test_percent_creative_gallery_shows_the_results(run):
     ran = run("%creative gallery")
     assert ran.ok, ran.err
     assert "<creative_magics gallery: 1 result: 1 text>" in ran.out
-    assert creative_magics.gallery() is session.current().gallery
+    assert creative_magics.gallery() is gallery_module.open_gallery()
 
 
 def test_an_empty_gallery_says_how_to_fill_it(ip):
@@ -74,12 +81,16 @@ def test_every_kind_gets_a_tile_and_new_results_join(ip):
         s.remember(result)  # made after the gallery opened: it grows by itself
     assert len(gallery.tiles.children) == 4
     faces = [tile.children[0] for tile in gallery.tiles.children]
-    assert isinstance(faces[0], widgets.HTML) and "Once upon a time" not in faces[0].value  # the text, not the prompt
-    assert escape(" ".join(first.text.split())[:20]) in faces[0].value
-    assert isinstance(faces[1], widgets.Image) and bytes(faces[1].value).startswith(b"\x89PNG")
-    assert Image.open(io.BytesIO(bytes(faces[1].value))).size == (64, 48)  # never enlarged
-    assert isinstance(faces[2], widgets.Image)  # a waveform
-    assert "a shimmering thing" in faces[3].value
+    pictures = [tile.picture for tile in gallery.tiles.children]
+    assert all(isinstance(face, Canvas) for face in faces)  # every thumbnail takes clicks
+    assert [(face.width, face.height) for face in faces] == [picture.size for picture in pictures]
+    card = np.asarray(pictures[0].convert("L"))
+    assert card.shape == (128, 128) and card.min() < 128  # a card with the text drawn on it
+    assert pictures[0].tobytes() == gallery_module.text_card(gallery_module.snippet(first)).tobytes()
+    assert "Once upon a time" not in gallery_module.snippet(first)  # the text, not the prompt
+    assert pictures[1].size == (64, 48) and pictures[1].getpixel((0, 0)) == (200, 0, 0)  # never enlarged
+    assert pictures[2].size == (128, 48)  # a waveform
+    assert pictures[3].tobytes() == gallery_module.text_card("a shimmering thing").tobytes()
     labels = [tile.children[1].description for tile in gallery.tiles.children]
     assert labels == ["#1 text seed 3", "#2 image seed 1", "#3 audio seed 2", "#4 hologram"]
     assert repr(gallery) == "<creative_magics gallery: 4 results: 1 text, 1 image, 1 audio, 1 hologram>"
@@ -125,7 +136,7 @@ def test_use_as_last(ip):
     assert "`last` is now #1 image seed 5" in gallery.status.value
     assert s.last() is older and s.last("image") is older
     assert s.last("text") is tale  # `last` of another kind is untouched
-    image, label = media.resolve_image("last")
+    image, label = refs.image("last")
     assert label == "last" and image.getpixel((0, 0)) == (1, 1, 1)
     fresh = story(seed=9)  # a new result is `last` again
     assert s.last() is fresh and s.last("image") is newer
@@ -138,8 +149,8 @@ def test_load_into_panel(ip):
     gallery.select(0)
     gallery.panel_button.click()
     assert "The panel now holds its steps, guidance, width, height, model, seed" in gallery.status.value
-    assert s.panel_defaults("paint") == {"steps": 3, "guidance": 2.0, "width": 64, "height": 48, "model": "sd-turbo", "seed": 42}
-    assert s.panel.tabs.selected_index == 1
+    assert panel_layer("paint") == {"steps": 3, "guidance": 2.0, "width": 64, "height": 48, "model": "sd-turbo", "seed": 42}
+    assert creative_magics.panel().tabs.selected_index == 1
 
 
 def test_load_into_panel_is_off_for_kinds_without_controls(ip):
@@ -227,7 +238,7 @@ def test_only_the_latest_results_are_kept_and_their_tiles_follow(ip):
     gallery.select(0)
     for picture in made[1:]:
         s.remember(picture)
-    assert s.results == made[2:] and s.let_go == 2
+    assert list(s.results) == made[2:] and s.let_go == 2
     assert gallery.results == made[2:] and len(gallery.tiles.children) == 3
     assert [tile.children[1].description for tile in gallery.tiles.children] == ["#3 image seed 2", "#4 image seed 3", "#5 image seed 4"]
     assert gallery.select(4) is made[4]
@@ -245,3 +256,14 @@ def test_only_the_latest_results_are_kept_and_their_tiles_follow(ip):
 def test_keep_results_must_be_positive(ip):
     ip.run_line_magic("config", "CreativeMagics.keep_results = 0")
     assert session.current().settings.keep_results == 100
+
+
+def test_clicking_a_thumbnail_selects_it(ip):
+    """The thumbnail itself takes the click (a mouse down on its canvas), not only the caption button."""
+    first, second = story(seed=4), story(seed=5)
+    gallery = creative_magics.gallery()
+    face = gallery.tiles.children[1].children[0]
+    face._handle_frontend_event(None, {"event": "mouse_down", "x": 10, "y": 12}, [])
+    assert gallery.selected is second and "#2 text seed 5" in gallery.title.value
+    gallery.tiles.children[0].children[0]._handle_frontend_event(None, {"event": "mouse_down", "x": 1, "y": 1}, [])
+    assert gallery.selected is first

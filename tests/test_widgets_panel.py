@@ -1,24 +1,40 @@
 """The slider panel without a front-end: values become the next run's defaults (a flag still wins),
 the recipe says where each came from, seeds, reset, model lists, and "Run again" / live re-runs."""
 
+import html
+
 import pytest
 
 import creative_magics
-from creative_magics import session
+from creative_magics import api, session
+from creative_magics.session import Call
+from creative_magics.widgets import panel as panel_module
 from creative_magics.widgets.panel import Panel
 from helpers import assert_one_line_error
 
 STORY = "%%story -m gpt2 --max-new-tokens 4 --seed 3 -o tale\nOnce upon a time"
 
 
+def panel_layer(task):
+    """What the next call of `task` takes from the panel: the defaults layer it registered in the session."""
+    return dict(session.current().default_layers(task)).get("panel", {})
+
+
 def panel():
     return creative_magics.panel()
+
+
+def as_if_run(task, inputs, **given):
+    """The session's record of a call of `task` made with the flags `given` (what "Run again" makes again)."""
+    s = session.current()
+    s.calls[task] = Call(task, inputs, given, "flag")
+    s.last_task = task
 
 
 def test_percent_creative_panel_shows_the_one_panel(run):
     ran = run("%creative panel")
     assert ran.ok, ran.err
-    opened = session.current().panel
+    opened = panel_module.open_panel()
     assert isinstance(opened, Panel)
     assert creative_magics.panel() is opened
     assert "<creative_magics panel: nothing set, the magics use their defaults>" in ran.out
@@ -30,7 +46,7 @@ def test_panel_takes_no_arguments(run):
 
 def test_an_untouched_panel_changes_nothing(ip):
     panel()
-    assert all(session.current().panel_defaults(task) == {} for task in ("story", "paint", "stylize", "compose"))
+    assert all(panel_layer(task) == {} for task in ("story", "paint", "stylize", "compose"))
     result = creative_magics.story("Once", model="gpt2", seed=1, max_new_tokens=3)
     assert "panel" not in result.recipe["sources"].values()
 
@@ -39,7 +55,7 @@ def test_a_moved_slider_is_the_default_and_the_recipe_says_panel(ip, run):
     p = panel()
     p.controls["story"]["temperature"].value = 1.3  # what a released slider does
     p.controls["story"]["top_k"].value = 7
-    assert session.current().panel_defaults("story") == {"temperature": 1.3, "top_k": 7}
+    assert panel_layer("story") == {"temperature": 1.3, "top_k": 7}
     assert run(STORY).ok
     recipe = ip.user_ns["tale"].recipe
     assert recipe["params"]["temperature"] == 1.3 and recipe["params"]["top_k"] == 7
@@ -72,16 +88,16 @@ def test_image_controls_feed_paint_and_stylize(ip):
     p.set_values("stylize", style_weight=1e4, steps=50)
     p.seeds["image"].value = 77
     s = session.current()
-    assert s.panel_defaults("paint") == {"steps": 4, "guidance": 3.5, "width": 256, "height": 192, "strength": 0.6, "seed": 77}
-    assert s.panel_defaults("stylize") == {"style_weight": 1e4, "steps": 50, "seed": 77}
-    assert s.panel_defaults("story") == {}
+    assert panel_layer("paint") == {"steps": 4, "guidance": 3.5, "width": 256, "height": 192, "strength": 0.6, "seed": 77}
+    assert panel_layer("stylize") == {"style_weight": 1e4, "steps": 50, "seed": 77}
+    assert panel_layer("story") == {}
 
 
 def test_stylize_iterations_and_paint_steps_are_separate(ip):
     p = panel()
     p.controls["stylize"]["steps"].value = 120
-    assert session.current().panel_defaults("paint") == {}
-    assert session.current().panel_defaults("stylize") == {"steps": 120}
+    assert panel_layer("paint") == {}
+    assert panel_layer("stylize") == {"steps": 120}
 
 
 def test_controls_start_at_the_tasks_house_defaults(ip):
@@ -96,9 +112,9 @@ def test_seed_box_random_and_reuse_last(ip, run):
     p = panel()
     assert run(STORY).ok
     p.seeds["story"].value = 5
-    assert session.current().panel_defaults("story") == {"seed": 5}
+    assert panel_layer("story") == {"seed": 5}
     p.seeds["story"].value = -1
-    assert session.current().panel_defaults("story") == {}
+    assert panel_layer("story") == {}
     assert p.reuse_last_seed("story") == 3  # the seed of the last story
     assert p.values("story") == {"seed": 3}
     p.random_seed("story")
@@ -158,19 +174,31 @@ def test_run_again_reruns_the_last_magic_with_the_current_values(ip, run):
     assert results[-1].recipe["params"]["temperature"] == 1.7
     assert results[-1].recipe["sources"]["temperature"] == "panel"
     assert results[-1].recipe["seed"] == 3  # the magic line's --seed
-    shown = "".join(o.get("text", "") for o in p.output.outputs)
+    shown = "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in p.output.outputs)
     assert results[-1].text in shown
     assert "Ran %%story again" in p.run_status.value
 
 
-def test_run_again_says_when_a_flag_wins(ip, run):
+def test_a_flag_wins_over_a_slider_moved_before_the_call(ip, run):
     p = panel()
-    assert run("%%story -m gpt2 --max-new-tokens 3 --temperature 0.5\nOnce").ok
-    p.controls["story"]["temperature"].value = 1.7
+    p.controls["story"]["temperature"].value = 1.7  # moved first ...
+    assert run("%%story -m gpt2 --max-new-tokens 3 --temperature 0.5\nOnce").ok  # ... then the cell's flag
     p.run_again()
     p.wait()
     assert session.current().results[-1].recipe["params"]["temperature"] == 0.5
     assert "--temperature on the magic line wins over the panel" in p.run_status.value
+
+
+def test_a_slider_moved_after_the_call_reaches_its_run_again(ip, run):
+    p = panel()
+    assert run("%%story -m gpt2 --max-new-tokens 3 --temperature 0.5\nOnce").ok
+    p.controls["story"]["temperature"].value = 1.7  # moved after the cell: the newest wish
+    p.run_again()
+    p.wait()
+    rerun = session.current().results[-1]
+    assert rerun.recipe["params"]["temperature"] == 1.7 and rerun.recipe["sources"]["temperature"] == "panel"
+    assert rerun.recipe["params"]["max_new_tokens"] == 3  # the line's other flags still hold
+    assert "the panel's temperature replaces the magic line's" in html.unescape(p.run_status.value)
 
 
 def test_run_again_with_nothing_run_yet_says_so(ip):
@@ -180,23 +208,24 @@ def test_run_again_with_nothing_run_yet_says_so(ip):
     assert not p.runner.busy
 
 
-def test_only_a_magic_that_ran_to_the_end_is_remembered(ip, run):
+def test_only_a_call_that_ran_to_the_end_is_remembered(ip, run):
     assert run(STORY).ok
-    remembered = session.current().last_magic
-    assert remembered == ("story", STORY.split("\n")[0][len("%%story ") :], "Once upon a time\n")
+    remembered = session.current().last_call("story")
+    assert remembered.given == {"model": "gpt2", "max_new_tokens": 4, "seed": 3} and remembered.source == "flag"
+    assert remembered.inputs["prompt"] == "Once upon a time\n" and remembered.output == "tale"
     assert_one_line_error(run("%%story -m gpt2 --top-p 5\nOnce"), "top-p must be in (0, 1]")
-    assert session.current().last_magic == remembered
-    assert run("%creative models").ok and session.current().last_magic == remembered
+    assert session.current().last_call("story") is remembered
+    assert run("%creative models").ok and session.current().last_call("story") is remembered
 
 
 def test_a_rerun_that_fails_shows_one_line_in_the_panel(ip):
     p = panel()
-    session.current().last_magic = ("story", "-m gpt2 --top-p 5", "Once")
+    as_if_run("story", {"prompt": "Once"}, model="gpt2", top_p=5.0)
     p.run_again()
     p.wait()
     streams = [o for o in p.output.outputs if o["output_type"] == "stream"]
     assert [o["name"] for o in streams] == ["stderr"]
-    assert streams[0]["text"].strip().splitlines() == ["UsageError: top-p must be in (0, 1], not 5.0"]
+    assert streams[0]["text"].strip().splitlines() == ["UsageError: --top-p must be in (0, 1], not 5"]
     assert "failed" in p.run_status.value
 
 
@@ -226,17 +255,17 @@ def test_live_never_runs_two_at_once_and_never_piles_up(ip, monkeypatch):
     release, started = threading.Event(), threading.Event()
     seen, active, most = [], [0], [0]
 
-    def slow_magic(line, cell):
+    def slow_run(call, above=None, **callbacks):
         active[0] += 1
         most[0] = max(most[0], active[0])
-        seen.append(session.current().panel_defaults("story").get("temperature"))
+        seen.append(dict(above or []).get("panel", {}).get("temperature"))
         started.set()
         release.wait()
         active[0] -= 1
+        raise creative_magics.errors.CreativeError("not really run")
 
-    monkeypatch.setattr(ip, "find_cell_magic", lambda name: slow_magic)
-    p.shell = ip
-    session.current().last_magic = ("story", "", "Once")
+    monkeypatch.setattr(api, "run_again", slow_run)
+    as_if_run("story", {"prompt": "Once"})
     p.live.value = True
     p.controls["story"]["temperature"].value = 0.9
     started.wait()
@@ -266,7 +295,7 @@ def test_closing_the_panel_drops_its_values(ip):
     p = panel()
     p.controls["story"]["temperature"].value = 1.5
     p.close()
-    assert session.current().panel_defaults("story") == {}
+    assert panel_layer("story") == {}
     assert creative_magics.panel() is not p
 
 

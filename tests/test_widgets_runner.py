@@ -1,13 +1,13 @@
 """The panel's re-run machinery without a front-end: one run at a time, coalesced requests, and a
-worker thread's output routed into an Output widget while other threads print as before."""
+worker thread's output shown in an Output widget while other threads print as before."""
 
 import sys
 import threading
 
 import ipywidgets as widgets
-from IPython.display import display, update_display
 
-from creative_magics.widgets.common import jsonable, routed_to, uploaded_files
+from creative_magics.views import OutputSurface, jsonable
+from creative_magics.widgets.common import uploaded_files
 from creative_magics.widgets.panel import Rerunner
 
 
@@ -84,17 +84,21 @@ def test_wait_with_a_timeout_says_whether_it_finished():
     assert runner.wait() is True
 
 
-def test_a_routed_thread_prints_and_displays_into_the_output_widget(ip, capsys):
+def test_a_worker_thread_shows_into_the_output_widget_through_its_surface(ip, capsys):
+    """The panel's runs show in its Output widget through a surface: nothing patches sys.stdout or the
+    shell's display publisher, so the main thread's prints are untouched."""
     output = widgets.Output()
     done = threading.Event()
+    stdout_before, publish_before = sys.stdout, ip.display_pub.publish
 
     def work():
-        with routed_to(output):
-            print("hello from the worker")
-            sys.stderr.write("a warning\n")
-            display({"text/plain": "first"}, raw=True, display_id="d1")
-            display({"text/plain": "second"}, raw=True)
-            update_display({"text/plain": "first, updated"}, raw=True, display_id="d1")
+        surface = OutputSurface(output)
+        surface.say("hello from the worker")
+        surface.say("a warning", "stderr")
+        first = surface.slot()
+        first({"text/plain": "first"})
+        surface.show({"text/plain": "second"})
+        first({"text/plain": "first, updated"})
         done.set()
 
     worker = threading.Thread(target=work)
@@ -109,28 +113,22 @@ def test_a_routed_thread_prints_and_displays_into_the_output_widget(ip, capsys):
     captured = capsys.readouterr()
     assert "hello from the main thread" in captured.out
     assert "worker" not in captured.out and "first" not in captured.out
-    assert not isinstance(sys.stdout, type(None)) and type(sys.stdout).__name__ != "_StreamRouter"
+    assert sys.stdout is stdout_before and ip.display_pub.publish == publish_before
 
 
-def test_the_main_thread_prints_normally_while_a_route_is_open(capsys):
+def test_a_view_on_an_output_surface_shows_what_a_cell_shows(ip):
+    """The same view the magic uses, drawing on the panel's Output widget: the live slot is emptied and
+    the result shown as a new output."""
+    from creative_magics.results import StoryResult
+    from creative_magics.views import StoryView
+
     output = widgets.Output()
-    inside = threading.Event()
-    leave = threading.Event()
-
-    def work():
-        with routed_to(output):
-            inside.set()
-            leave.wait()
-            print("worker line")
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    inside.wait()
-    print("main line")  # goes through the router to the real stream
-    leave.set()
-    worker.join()
-    assert "main line" in capsys.readouterr().out
-    assert output.outputs[0]["text"] == "worker line\n"
+    view = StoryView(OutputSurface(output))
+    view.update(StoryResult(texts=["Once"], recipe={}))
+    assert output.outputs[0]["data"]["text/markdown"] == "Once"
+    view.finish(StoryResult(texts=["Once upon a time"], recipe={"seed": 1}))
+    assert output.outputs[0]["data"]["text/plain"] == ""
+    assert output.outputs[1]["data"]["text/markdown"] == "Once upon a time"
 
 
 def test_png_bytes_become_base64_as_notebooks_store_them():

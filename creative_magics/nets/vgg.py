@@ -4,29 +4,16 @@ loads into it as is (keys `features.N.weight`), without depending on torchvision
 import torch
 from torch import nn
 
-# Output channels of the five blocks; torchvision's VGG19 ("configuration E") uses 4 convs in blocks 3-5.
+from .layers import CONVS_PER_BLOCK, LAYER_INDEX
+
+# Output channels of the five blocks.
 VGG19_WIDTHS = (64, 128, 256, 512, 512)
-_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
 
 # ImageNet statistics the published weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-
-
-def _layer_names():
-    names, index = {}, 0
-    for block, convs in enumerate(_CONVS_PER_BLOCK, start=1):
-        for conv in range(1, convs + 1):
-            names[f"conv{block}_{conv}"] = index
-            index += 2  # conv, relu
-        index += 1  # max pool
-    return names
-
-
-# "conv4_2" -> 21: index of the conv in `features`; its ReLU output is at index + 1.
-LAYER_INDEX = _layer_names()
 
 
 class VGG19Features(nn.Module):
@@ -36,7 +23,7 @@ class VGG19Features(nn.Module):
         super().__init__()
         self.widths = tuple(int(w) for w in widths)
         layers, channels = [], 3
-        for width, convs in zip(self.widths, _CONVS_PER_BLOCK):
+        for width, convs in zip(self.widths, CONVS_PER_BLOCK):
             for _ in range(convs):
                 layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
                 channels = width

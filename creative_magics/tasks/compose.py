@@ -12,40 +12,30 @@ codebook one step behind the previous one, so `seconds` take round(seconds x fra
 
 import math
 
-from .. import seeds
+from .. import defaults, params, seeds
 from ..errors import CreativeError
 from ..results import AudioResult
-from . import check_numbers
+from . import generation_defaults, used_values
 
+TASK = params.COMPOSE
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
 # top-k 250 and temperature 1 are audiocraft's defaults for MusicGen; guidance 3 is the released models'.
-HOUSE_DEFAULTS = {"seconds": 10.0, "guidance": 3.0, "temperature": 1.0, "top_k": 250}
+HOUSE_DEFAULTS = TASK.house_defaults()
 # our name -> transformers GenerationConfig name
 GENERATE_NAMES = {"guidance": "guidance_scale", "temperature": "temperature", "top_k": "top_k"}
-OPTIONS = ("model", "seed", "n", "melody")
-PARAMS = tuple(HOUSE_DEFAULTS) + OPTIONS
-MAX_SAMPLES = 8
+RECORDED = ("seconds", "guidance", "temperature", "top_k")
+PARAMS = TASK.names
 
 
 def model_defaults(model):
     """The sampling values the model's own generation_config sets (those differing from the library's)."""
-    config = getattr(model, "generation_config", None)
-    if config is None:
-        return {}
-    given = config.to_diff_dict()
-    return {ours: given[theirs] for ours, theirs in GENERATE_NAMES.items() if given.get(theirs) is not None}
+    return generation_defaults(model, GENERATE_NAMES)
 
 
 def check(values):
-    """Raise CreativeError, one line, for a value no model accepts. Values not given (None) pass."""
-    rules = (
-        ("seconds", lambda x: x > 0, "--seconds must be more than 0"),
-        ("guidance", lambda x: x >= 0, "--guidance must be >= 0 (up to 1 means no guidance)"),
-        ("temperature", lambda x: x >= 0, "--temperature must be >= 0 (0 means greedy)"),
-        ("top_k", lambda x: x >= 0 and x == int(x), "--top-k must be a whole number >= 0 (0 turns it off)"),
-        ("n", lambda x: 1 <= x <= MAX_SAMPLES and x == int(x), f"-n must be a whole number from 1 to {MAX_SAMPLES}"),
-    )
-    check_numbers(values, rules, show=lambda value: f"{value:g}")
+    """One line for a value no model accepts: each against its declaration, then the rules between
+    values. Values not given (None) pass."""
+    TASK.check(values)
     if values.get("temperature") == 0 and (values.get("n") or 1) > 1:
         raise CreativeError("temperature 0 (greedy) always gives the same music; drop -n or raise --temperature")
 
@@ -167,11 +157,7 @@ def compose(music_model, description, values, sources=None, model_name="", melod
     if not description:
         raise CreativeError("the description is empty: describe the music in the cell body")
     model = music_model.model
-    values, sources = dict(values), dict(sources or {})
-    for layer, source in ((model_defaults(model), "model"), (HOUSE_DEFAULTS, "default")):
-        for name, value in layer.items():
-            if values.get(name) is None:
-                values[name], sources[name] = value, source
+    values, sources = defaults.fill(values, sources, ("model", model_defaults(model)), ("default", HOUSE_DEFAULTS))
     values["n"] = int(values.get("n") or 1)
     check(values)
     seed = seeds.choose(values.get("seed"))
@@ -223,19 +209,18 @@ def compose(music_model, description, values, sources=None, model_name="", melod
             output = decode_codes(model, watcher.ids, n) if watcher.ids is not None else torch.zeros((n, model.decoder.config.audio_channels, 0))
     audios = [piece.detach().to(device="cpu", dtype=torch.float32).numpy() for piece in output]
 
-    used = {name: values[name] for name in HOUSE_DEFAULTS}
-    if not kwargs["do_sample"]:
-        used.pop("top_k")
-    used["n"] = n
+    recorded = [name for name in RECORDED if kwargs["do_sample"] or name != "top_k"] + ["n"]
     if melody is not None:
-        used["melody"] = melody[2]
+        values["melody"] = melody[2]
+        recorded.append("melody")
+    used, used_sources = used_values(values, sources, recorded)
     recipe = {
         "task": "compose",
         "model": model_name,
         "seed": seed,
         "prompt": description,
         "params": used,
-        "sources": {name: sources.get(name, "default") for name in used},
+        "sources": used_sources,
     }
     if interrupted:
         recipe["interrupted"] = True

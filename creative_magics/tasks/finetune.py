@@ -17,26 +17,18 @@ import time
 import warnings
 from datetime import datetime, timezone
 
-from .. import adapters, corpus, seeds
+from .. import corpus, defaults, finetuned, params, seeds
+from ..hf import quiet
 from ..results import FinetuneResult
-from . import check_numbers
+from . import context_length
 
-# Used when neither the user, the panel nor %config give a value. `lr` depends on the method.
-HOUSE_DEFAULTS = {
-    "epochs": 3.0,
-    "max_steps": None,  # None: as many steps as the epochs take
-    "lr": None,
-    "batch_size": 4,
-    "block_size": 128,
-    "lora_r": 8,
-    "lora_alpha": 16,
-    "eval_split": 0.1,
-}
+TASK = params.FINETUNE
+# Used when neither the user nor %config give a value; without max_steps the epochs decide, and `lr`
+# depends on the method.
+HOUSE_DEFAULTS = TASK.house_defaults()
 DEFAULT_LR = {"lora": 5e-4, "full": 5e-5}
 LORA_DROPOUT = 0.05
-OPTIONS = ("base", "full", "seed")
-PARAMS = tuple(HOUSE_DEFAULTS) + OPTIONS
-MAX_EVAL_SPLIT = 0.5
+PARAMS = TASK.names
 
 # LoRA target modules by model_type: the attention projections (and GPT-2's output projections).
 # Other architectures use peft's own table, else every linear layer but the output head.
@@ -59,29 +51,8 @@ LORA_TARGETS["starcoder2"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def check(values):
-    """Raise CreativeError, one line, for a value no run accepts. Values not given (None) pass."""
-    rules = (
-        ("epochs", lambda x: x > 0, "epochs must be > 0"),
-        ("max_steps", lambda x: x >= 1 and x == int(x), "max-steps must be a whole number >= 1"),
-        ("lr", lambda x: 0 < x < 1, "lr must be in (0, 1), e.g. 5e-4"),
-        ("batch_size", lambda x: x >= 1 and x == int(x), "batch-size must be a whole number >= 1"),
-        ("block_size", lambda x: x >= corpus.MIN_BLOCK_SIZE and x == int(x), f"block-size must be a whole number >= {corpus.MIN_BLOCK_SIZE}"),
-        ("lora_r", lambda x: x >= 1 and x == int(x), "lora-r must be a whole number >= 1"),
-        ("lora_alpha", lambda x: x > 0, "lora-alpha must be > 0"),
-        ("eval_split", lambda x: 0 <= x <= MAX_EVAL_SPLIT, f"eval-split must be in [0, {MAX_EVAL_SPLIT}] (0 = no held-out texts)"),
-    )
-    check_numbers(values, rules)
-    if values.get("seed") is not None:
-        seeds.choose(values["seed"])
-
-
-def context_length(model):
-    config = model.config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """One line for a value no run accepts (each against its declaration). Values not given (None) pass."""
+    TASK.check(values)
 
 
 def target_modules(model):
@@ -110,8 +81,6 @@ def _uses_conv1d(model, targets):
 def held_out_loss(model, blocks, batch_size):
     """Mean next-token loss over the held-out blocks (all the same length), or None when there are none."""
     import torch
-
-    from ..loaders import quiet
 
     if not blocks:
         return None
@@ -210,19 +179,12 @@ def train(text_model, texts, values, sources=None, *, name, base_name, base_spec
     import torch
 
     model, tokenizer = text_model.model, text_model.tokenizer
-    values, sources = dict(values), dict(sources or {})
     method = "full" if values.get("full") else "lora"
-    for key, value in HOUSE_DEFAULTS.items():
-        if values.get(key) is None and value is not None:
-            values[key], sources[key] = value, "default"
-    if values.get("lr") is None:
-        values["lr"], sources["lr"] = DEFAULT_LR[method], "default"
+    values, sources = defaults.fill(values, sources, ("default", dict(HOUSE_DEFAULTS, lr=DEFAULT_LR[method])))
     check(values)
     seed = seeds.choose(values.get("seed"))
     context = context_length(model)
     block_size = int(values["block_size"])
-    from ..loaders import quiet
-
     with quiet():
         blocks = corpus.make_blocks(tokenizer, texts.texts, block_size, float(values["eval_split"]), seed, context)
     batch_size = int(values["batch_size"])
@@ -319,7 +281,7 @@ def train(text_model, texts, values, sources=None, *, name, base_name, base_spec
         if state["steps"]:
             recipe["params"]["steps"] = state["steps"]
             info = _metadata(name, base_name, base_spec, method, recipe, loss_before, loss_after, interrupted)
-            path = adapters.save(name, lambda folder: _write(trained, tokenizer, folder, info))
+            path = finetuned.save(name, lambda folder: _write(trained, tokenizer, folder, info))
     finally:
         if method == "lora" and trained is not None:
             _unwrap_lora(trained, model)
@@ -471,10 +433,8 @@ def _metadata(name, base_name, base_spec, method, recipe, loss_before, loss_afte
 
 def _write(trained, tokenizer, folder, info):
     """The adapter (LoRA) or the whole model (full), the tokenizer, and our metadata."""
-    from ..loaders import quiet
-
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trained.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
-    adapters.write_metadata(folder, info)
+    finetuned.write_metadata(folder, info)

@@ -14,11 +14,15 @@ import math
 import time
 import weakref
 
+from .. import defaults, params
 from .. import seeds as seeds_module
 from ..errors import CreativeError
 from ..models import BUILTIN_ALIASES
+from ..recipes import SAMPLER_NAMES, recipe_text, with_recipe_text
 from ..results import ImageResult
+from . import used_values
 
+TASK = params.PAINT
 # our name -> the diffusers scheduler class; "default" is the model's own
 SCHEDULERS = {
     "euler": "EulerDiscreteScheduler",
@@ -27,7 +31,7 @@ SCHEDULERS = {
     "ddim": "DDIMScheduler",
     "lcm": "LCMScheduler",
 }
-SCHEDULER_NAMES = ("default", *SCHEDULERS)
+SCHEDULER_NAMES = TASK["scheduler"].choices
 
 # Each model's recommended settings (its model card), keyed by hub id.
 _TURBO = {"steps": 1, "guidance": 0.0, "width": 512, "height": 512, "img2img": {"steps": 2, "strength": 0.5}}
@@ -39,67 +43,22 @@ MODEL_DEFAULTS = {
     "stabilityai/stable-diffusion-xl-base-1.0": {"steps": 30, "guidance": 5.0, "width": 1024, "height": 1024},
 }
 # Used when neither the user, the panel, %config nor the model give a value.
-HOUSE_DEFAULTS = {"steps": 25, "guidance": 7.5, "strength": 0.75, "n": 1, "negative": "", "scheduler": "default"}
-
-PARAMS = ("model", "negative", "steps", "guidance", "width", "height", "seed", "n", "scheduler", "init", "strength", "save")
+HOUSE_DEFAULTS = TASK.house_defaults()
+PARAMS = TASK.names
 RECIPE_ONLY = ("batch_pos",)  # set by a recipe read from one image of a batch
-MIN_SIZE, MAX_SIZE = 64, 2048
-MAX_STEPS = 500
-MAX_GUIDANCE = 50.0
-MAX_IMAGES = 16
+MIN_SIZE, MAX_SIZE = TASK["width"].low, TASK["width"].high
+MAX_IMAGES = TASK["n"].high
 PREVIEWS_PER_RUN = 10  # a preview every total/10 steps ...
 PREVIEW_MIN_INTERVAL_S = 0.25  # ... and at most this often
 
 
 def check(values):
-    """Raise CreativeError, one line, for a value no model accepts. Values not given (None) pass."""
-    for name in ("width", "height"):
-        value = values.get(name)
-        if value is None:
-            continue
-        _whole(name, value)
-        if value % 8 or not MIN_SIZE <= value <= MAX_SIZE:
-            raise CreativeError(f"--{name} must be a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}, not {value}")
-    rules = (
-        ("steps", lambda x: 1 <= x <= MAX_STEPS, f"--steps must be from 1 to {MAX_STEPS}"),
-        ("n", lambda x: 1 <= x <= MAX_IMAGES, f"-n must be from 1 to {MAX_IMAGES}"),
-    )
-    for name, ok, message in rules:
-        value = values.get(name)
-        if value is not None and not ok(_whole(name, value)):
-            raise CreativeError(f"{message}, not {value}")
-    guidance = values.get("guidance")
-    if guidance is not None and not 0 <= _number("guidance", guidance) <= MAX_GUIDANCE:
-        raise CreativeError(f"--guidance must be from 0 to {MAX_GUIDANCE:g} (0-1 = no guidance), not {guidance}")
-    strength = values.get("strength")
-    if strength is not None:
-        if not 0 < _number("strength", strength) <= 1:
-            raise CreativeError(f"--strength must be in (0, 1] (how much of the init image is repainted), not {strength}")
-        if values.get("init") is None:
-            raise CreativeError("--strength is for image-to-image: add --init IMAGE")
-    scheduler = values.get("scheduler")
-    if scheduler is not None and scheduler not in SCHEDULER_NAMES:
-        raise CreativeError(f"unknown scheduler {scheduler!r}; choose from {', '.join(SCHEDULER_NAMES)}")
-    negative = values.get("negative")
-    if negative is not None and not isinstance(negative, str):
-        raise CreativeError(f"--negative must be text, not {negative!r}")
-    if values.get("seed") is not None:
-        seeds_module.choose(values["seed"])
+    """One line for a value no model accepts: each against its declaration, then the rules between
+    values. Values not given (None) pass."""
+    TASK.check(values)
     pos = values.get("batch_pos")
-    if pos is not None and not (isinstance(pos, int) and 0 <= pos < (values.get("n") or 1)):
+    if pos is not None and not pos < (values.get("n") or 1):
         raise CreativeError(f"the recipe's batch position {pos!r} is outside its batch of {values.get('n') or 1}")
-
-
-def _whole(name, value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CreativeError(f"{name} must be a whole number, not {value!r}")
-    return value
-
-
-def _number(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CreativeError(f"{name} must be a number, not {value!r}")
-    return value
 
 
 def recommended(spec):
@@ -267,9 +226,10 @@ def _set_offload(pipe, runner, device):
 class _Steps:
     """The pipeline's step callback: counts steps, keeps the latest latents, reports progress and previews."""
 
-    def __init__(self, previewer, total, on_step=None, on_preview=None):
+    def __init__(self, previewer, total, on_step=None, on_preview=None, size=None):
         self.previewer = previewer
         self.total = total
+        self.size = size  # of the finished images: previews are shown at it
         self.on_step = on_step
         self.on_preview = on_preview if previewer.available else None
         self.every = max(1, round(total / PREVIEWS_PER_RUN))
@@ -286,7 +246,10 @@ class _Steps:
             now = time.monotonic()
             if now - self.last_preview >= PREVIEW_MIN_INTERVAL_S:
                 self.last_preview = now
-                self.on_preview(self.previewer.images(self.latents), self.done, self.total)
+                previews = self.previewer.images(self.latents)
+                for preview in previews:
+                    preview.info["final_size"] = self.size  # the view shows it at the size of the result
+                self.on_preview(previews, self.done, self.total)
         return tensors
 
     def previews(self, size):
@@ -322,36 +285,60 @@ def paint(
     on_step=None,
     on_preview=None,
 ):
-    """Make the pictures for `prompt` with merged `values` (see PARAMS; None = not given). Returns an ImageResult.
+    """Make the pictures for `prompt` with merged `values` (see params.PAINT; None = not given). Returns an ImageResult.
 
     init: (PIL image, label, hash) for image-to-image. on_step(step, total) after each step;
-    on_preview(images, step, total) every few steps with cheap latent previews.
+    on_preview(images, step, total) every few steps with cheap latent previews (their `info["final_size"]`
+    is the size of the result).
     Ctrl-C stops within a step: the result holds the last previews, marked `interrupted`.
     """
-    from .. import media
     from ..previews import Previewer
 
+    # 1. check the prompt; the values: the model card's, the init image's size, the house's
     prompt = prompt.strip("\n")
     if not prompt.strip():
         raise CreativeError("the prompt is empty: write it in the cell body")
-    values, sources = dict(values), dict(sources or {})
+    values, sources = painting_values(pipe, spec, values, sources, init)
+
+    # 2. the pipeline view that runs it (txt2img or img2img, the scheduler, the safety checker)
+    runner = view(pipe, "img2img" if init is not None else "txt2img", values["scheduler"], safety)
+    _set_offload(pipe, runner, offload_device)
+    notes = negative_notes(runner, values)
+
+    # 3. the call: seeds (image i of a batch uses seed + i), generators, the init image
+    kwargs, image_seeds, total = call_arguments(prompt, values, init)
+    size = (values["width"], values["height"])
+    tracker = _Steps(Previewer(runner), total, on_step, on_preview, size)
+    kwargs.update(callback_on_step_end=tracker, callback_on_step_end_tensor_inputs=["latents"])
+
+    # 4. paint; Ctrl-C keeps the last previews
+    output = None
+    try:
+        output = runner(**kwargs)
+    except KeyboardInterrupt:
+        pass
+
+    # 5. the recipe, written into every image
+    recipe = paint_recipe(prompt, values, sources, model_name, runner, init, image_seeds[0])
+    return _result(output, tracker, recipe, values, sources, image_seeds, notes, runner)
+
+
+def painting_values(pipe, spec, values, sources, init):
+    """The values a painting uses: what was merged, then the model card's settings (the image-to-image
+    ones with an init image), the init image's aspect ratio for the size, and the house defaults."""
     img2img = init is not None
     model_layer = recommended(spec) if spec is not None else {}
+    img2img_layer = model_layer.pop("img2img", {})
     if img2img:
-        model_layer.update(model_layer.pop("img2img", {}))
-    else:
-        model_layer.pop("img2img", None)
+        model_layer.update(img2img_layer)
     if spec is not None and spec.kind == "tiny" or "width" not in model_layer:
         model_layer["width"] = model_layer["height"] = native_size(pipe)  # tiny stand-ins keep their own size
+    values, sources = dict(values), dict(sources or {})
     if img2img:  # the size follows the init image unless given
         width, height = fit_size(init[0].size, values.get("width"), values.get("height"), model_layer["width"] * model_layer["height"])
-        for name, value in (("width", width), ("height", height)):
-            if values.get(name) is None:
-                values[name], sources[name] = value, "init image"
-    for layer, source in ((model_layer, "model"), (HOUSE_DEFAULTS, "default")):
-        for name, value in layer.items():
-            if values.get(name) is None and (img2img or name != "strength"):
-                values[name], sources[name] = value, source
+        values, sources = defaults.fill(values, sources, ("init image", {"width": width, "height": height}))
+    house = HOUSE_DEFAULTS if img2img else {k: v for k, v in HOUSE_DEFAULTS.items() if k != "strength"}
+    values, sources = defaults.fill(values, sources, ("model", model_layer), ("default", house))
     if sources.get("scheduler") == "default":
         sources["scheduler"] = "model"  # "default" is the model's own scheduler
     check(values)
@@ -360,22 +347,26 @@ def paint(
         raise CreativeError(
             f"--strength {strength:g} x --steps {steps} leaves no denoising step: use --steps {math.ceil(1 / strength)} or more"
         )
+    return values, sources
 
-    runner = view(pipe, "img2img" if img2img else "txt2img", values["scheduler"], safety)
-    _set_offload(pipe, runner, offload_device)
-    notes = []
+
+def negative_notes(runner, values):
+    """Refuse a negative prompt the model cannot take; note one that has no effect."""
     negative = values["negative"] or None
     if negative and "negative_prompt" not in call_parameters(type(runner)):
         raise CreativeError("this model takes no negative prompt: drop --negative")
     if negative and values["guidance"] <= 1:
-        notes.append(f"--negative has no effect at guidance {values['guidance']:g}: it needs --guidance above 1")
+        return [f"--negative has no effect at guidance {values['guidance']:g}: it needs --guidance above 1"]
+    return []
 
-    n = values["n"]
-    pos = values.get("batch_pos")
+
+def call_arguments(prompt, values, init):
+    """(keyword arguments of the pipeline call, the seed of each image, the steps it will take)."""
+    n, pos = values["n"], values.get("batch_pos")
     seed = seeds_module.choose(values.get("seed"))
     first = (seed - (pos or 0)) % (seeds_module.MAX_SEED + 1)
     image_seeds = batch_seeds(first, n)
-    width, height = values["width"], values["height"]
+    steps, width, height = values["steps"], values["width"], values["height"]
     kwargs = {
         "prompt": prompt,
         "num_inference_steps": steps,
@@ -383,68 +374,58 @@ def paint(
         "num_images_per_prompt": n,
         "generator": generators(image_seeds),
     }
-    if negative:
-        kwargs["negative_prompt"] = negative
-    init_label = init_hash = None
-    if img2img:
-        image, init_label, init_hash = init
-        kwargs["image"] = image if image.size == (width, height) else image.resize((width, height), _lanczos())
-        kwargs["strength"] = strength
-        total = min(int(steps * strength), steps)
-    else:
+    if values["negative"]:
+        kwargs["negative_prompt"] = values["negative"]
+    if init is None:
         kwargs["width"], kwargs["height"] = width, height
-        total = steps
-    tracker = _Steps(Previewer(runner), total, on_step, on_preview)
-    kwargs["callback_on_step_end"] = tracker
-    kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
+        return kwargs, image_seeds, steps
+    image = init[0]
+    kwargs["image"] = image if image.size == (width, height) else image.resize((width, height), _lanczos())
+    kwargs["strength"] = values["strength"]
+    return kwargs, image_seeds, min(int(steps * values["strength"]), steps)
 
-    interrupted = False
-    output = None
-    try:
-        output = runner(**kwargs)
-    except KeyboardInterrupt:
-        interrupted = True
 
-    used = {
-        "negative": values["negative"],
-        "steps": steps,
-        "guidance": values["guidance"],
-        "width": width,
-        "height": height,
-        "n": n,
-        "scheduler": our_scheduler_name(runner.scheduler) if values["scheduler"] == "default" else values["scheduler"],
-    }
-    if img2img:
-        used.update(init=init_label, strength=strength)
-    recipe = {
-        "task": "paint",
-        "model": model_name,
-        "seed": first,
-        "prompt": prompt,
-        "params": used,
-        "sources": {name: sources.get(name, "default") for name in used},
-    }
-    if init_hash:
-        recipe["init_hash"] = init_hash
-    sampler = media.SAMPLER_NAMES.get(used["scheduler"]) or scheduler_class_name(runner.scheduler).replace("Scheduler", "")
+RECORDED = ("negative", "steps", "guidance", "width", "height", "n", "scheduler")
 
-    if output is not None:
+
+def paint_recipe(prompt, values, sources, model_name, runner, init, first_seed):
+    recorded = list(RECORDED)
+    values = dict(values)
+    if values["scheduler"] == "default":
+        values["scheduler"] = our_scheduler_name(runner.scheduler)
+    if init is not None:
+        values["init"] = init[1]
+        recorded += ["init", "strength"]
+    used, used_sources = used_values(values, sources, recorded)
+    recipe = {"task": "paint", "model": model_name, "seed": first_seed, "prompt": prompt, "params": used, "sources": used_sources}
+    if init is not None and init[2]:
+        recipe["init_hash"] = init[2]
+    return recipe
+
+
+def _result(output, tracker, recipe, values, sources, image_seeds, notes, runner):
+    """The ImageResult: each image carrying its own A1111 text (its seed, its place in the batch)."""
+    used = recipe["params"]
+    sampler = SAMPLER_NAMES.get(used["scheduler"]) or scheduler_class_name(runner.scheduler).replace("Scheduler", "")
+    interrupted = output is None
+    if not interrupted:
         images = list(output.images)
         flagged = getattr(output, "nsfw_content_detected", None) or []
-        for index, hit in enumerate(flagged):
-            if hit:
-                notes.append(
-                    f"image {index + 1} was blacked out by the model's safety checker "
-                    "(%config CreativeMagics.safety_checker = False turns it off)"
-                )
+        notes = notes + [
+            f"image {index + 1} was blacked out by the model's safety checker "
+            "(%config CreativeMagics.safety_checker = False turns it off)"
+            for index, hit in enumerate(flagged)
+            if hit
+        ]
     else:
-        images = tracker.previews((width, height))
+        images = tracker.previews((values["width"], values["height"]))
         recipe["interrupted"] = True
         recipe["stopped_at_step"] = tracker.done
-    texts = [media.recipe_text(recipe, batch_pos=i, sampler=sampler) for i in range(len(images))]
-    images = [media.with_recipe_text(image, text) for image, text in zip(images, texts)]
+    texts = [recipe_text(recipe, batch_pos=i, sampler=sampler) for i in range(len(images))]
+    images = [with_recipe_text(image, text) for image, text in zip(images, texts)]
     shown_seeds = image_seeds
-    if pos is not None and len(images) == n:  # a recipe from one image of a batch: that image
+    pos = values.get("batch_pos")
+    if pos is not None and len(images) == values["n"]:  # a recipe from one image of a batch: that image
         images, shown_seeds = [images[pos]], [image_seeds[pos]]
         recipe["seed"] = image_seeds[pos]
         used["batch_pos"] = pos
@@ -453,10 +434,10 @@ def paint(
         images=images,
         recipe=recipe,
         seeds=shown_seeds,
-        prompt=prompt,
+        prompt=recipe["prompt"],
         interrupted=interrupted,
         steps_done=tracker.done,
-        steps_total=total,
+        steps_total=tracker.total,
         notes=notes,
     )
 

@@ -8,23 +8,17 @@ recorded parameters reproduce the text exactly.
 import codecs
 import time
 
-from .. import seeds
+from .. import defaults, params, seeds
 from ..errors import CreativeError
 from ..results import StoryResult
-from . import check_numbers
+from . import context_length, generation_defaults, used_values
 
+TASK = params.STORY
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
-HOUSE_DEFAULTS = {
-    "temperature": 0.8,
-    "top_p": 0.95,
-    "top_k": 50,
-    "min_p": 0.0,
-    "repetition_penalty": 1.1,
-    "no_repeat_ngram": 0,
-    "max_new_tokens": 200,
-    "min_new_tokens": 0,
-}
+HOUSE_DEFAULTS = TASK.house_defaults()
 SAMPLING = ("temperature", "top_p", "top_k", "min_p")
+# what a recipe records besides n, greedy and stop (greedy drops the sampling values)
+RECORDED = SAMPLING + ("repetition_penalty", "no_repeat_ngram", "max_new_tokens", "min_new_tokens")
 # our name -> transformers GenerationConfig name
 GENERATE_NAMES = {
     "temperature": "temperature",
@@ -36,48 +30,22 @@ GENERATE_NAMES = {
     "max_new_tokens": "max_new_tokens",
     "min_new_tokens": "min_new_tokens",
 }
-OPTIONS = ("model", "seed", "n", "system", "stop", "greedy", "stream")
-PARAMS = tuple(HOUSE_DEFAULTS) + OPTIONS
-MAX_SAMPLES = 16
+PARAMS = TASK.names
 STREAM_INTERVAL_S = 0.05
 
 
 def model_defaults(model):
     """The sampling values the model's own generation_config sets (those differing from the library's)."""
-    config = getattr(model, "generation_config", None)
-    if config is None:
-        return {}
-    given = config.to_diff_dict()
-    return {ours: given[theirs] for ours, theirs in GENERATE_NAMES.items() if given.get(theirs) is not None}
-
-
-def context_length(model):
-    config = model.config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    return generation_defaults(model, GENERATE_NAMES)
 
 
 def check(values):
-    """Raise CreativeError, one line, for a value no model accepts. Values not given (None) pass."""
-    rules = (
-        ("temperature", lambda x: x >= 0, "temperature must be >= 0 (0 means greedy)"),
-        ("top_p", lambda x: 0 < x <= 1, "top-p must be in (0, 1]"),
-        ("top_k", lambda x: x >= 0, "top-k must be >= 0 (0 turns it off)"),
-        ("min_p", lambda x: 0 <= x <= 1, "min-p must be in [0, 1]"),
-        ("repetition_penalty", lambda x: x > 0, "repetition-penalty must be > 0 (1 = none)"),
-        ("no_repeat_ngram", lambda x: x >= 0, "no-repeat-ngram must be >= 0"),
-        ("max_new_tokens", lambda x: x >= 1, "max-new-tokens must be at least 1"),
-        ("min_new_tokens", lambda x: x >= 0, "min-new-tokens must be >= 0"),
-        ("n", lambda x: 1 <= x <= MAX_SAMPLES, f"-n must be between 1 and {MAX_SAMPLES}"),
-    )
-    check_numbers(values, rules)
-    if values.get("min_new_tokens") and values.get("max_new_tokens") and values["min_new_tokens"] > values["max_new_tokens"]:
-        raise CreativeError(
-            f"min-new-tokens ({values['min_new_tokens']}) cannot exceed max-new-tokens ({values['max_new_tokens']})"
-        )
+    """One line for a value no model accepts: each against its declaration, then the rules between
+    values. Values not given (None) pass."""
+    TASK.check(values)
+    low, high = values.get("min_new_tokens"), values.get("max_new_tokens")
+    if low and high and low > high:
+        raise CreativeError(f"--min-new-tokens ({low}) cannot exceed --max-new-tokens ({high})")
     if (values.get("greedy") or values.get("temperature") == 0) and (values.get("n") or 1) > 1:
         raise CreativeError("greedy decoding always gives the same text; drop -n or --greedy")
 
@@ -183,65 +151,37 @@ def cut_at_stops(text, stops):
 
 
 def write(text_model, prompt, values, sources=None, model_name="", on_text=None):
-    """Generate from `prompt` with merged `values` (see PARAMS; None = not given). Returns a StoryResult.
+    """Generate from `prompt` with merged `values` (see params.STORY; None = not given). Returns a StoryResult.
 
     on_text(result) gets a partial StoryResult as the samples grow (streaming), at most every 50 ms.
     Ctrl-C stops within a token: the partial texts are returned with `interrupted=True`.
     """
-    import torch
-
+    # 1. the prompt, and the values: the model's own defaults, then the house's
     prompt = prompt.strip("\n")
     if not prompt.strip():
         raise CreativeError("the prompt is empty: write it in the cell body")
     model, tokenizer = text_model.model, text_model.tokenizer
-    values, sources = dict(values), dict(sources or {})
-    for layer, source in ((model_defaults(model), "model"), (HOUSE_DEFAULTS, "default")):
-        for name, value in layer.items():
-            if values.get(name) is None:
-                values[name], sources[name] = value, source
-    values["n"] = int(values.get("n") or 1)
-    values["greedy"] = bool(values.get("greedy"))
-    values["stop"] = stop_strings(values.get("stop"))
+    values, sources = defaults.fill(values, sources, ("model", model_defaults(model)), ("default", HOUSE_DEFAULTS))
+    values.update(n=int(values.get("n") or 1), greedy=bool(values.get("greedy")), stop=stop_strings(values.get("stop")))
     check(values)
     seed = seeds.choose(values.get("seed"))
     system = values.get("system") or None
 
+    # 2. the tokens, within the model's context
     inputs = encode(text_model, prompt, system)
     prompt_tokens = inputs["input_ids"].shape[1]
-    context = context_length(model)
-    if context and prompt_tokens + values["max_new_tokens"] > context:
-        room = context - prompt_tokens
-        hint = f"use --max-new-tokens {room} or less" if room > 0 else "shorten the prompt"
-        raise CreativeError(
-            f"max-new-tokens {values['max_new_tokens']} is beyond the model's context: the prompt takes {prompt_tokens} "
-            f"of its {context} tokens; {hint}"
-        )
-    device = model.device
-    inputs = {k: v.to(device) for k, v in inputs.items()}
+    check_context(model, prompt_tokens, values["max_new_tokens"])
+
+    # 3. generate, streamed; Ctrl-C keeps what was written
     kwargs = generate_kwargs(values, tokenizer)
     shown_prompt = "" if text_model.is_chat else prompt
     stream = on_text if values.get("stream", True) is not False else None
-    collector = _Collector(tokenizer, values["n"], stream, shown_prompt)
-    collector.eos = set(_as_list(add_eos_ids(model, tokenizer))) - {None}
-    interrupted = False
-    output = None
-    try:
-        torch.manual_seed(seed)
-        with torch.inference_mode():
-            output = model.generate(**inputs, **kwargs, streamer=collector)
-    except KeyboardInterrupt:
-        interrupted = True
-    if output is not None:
-        texts = tokenizer.batch_decode(output[:, prompt_tokens:], skip_special_tokens=True)
-    else:
-        texts = collector.texts()
-    texts = [cut_at_stops(text, values["stop"]) for text in texts]
+    texts, interrupted = _generate(model, tokenizer, inputs, kwargs, values, seed, stream, shown_prompt)
 
-    used = {name: values[name] for name in HOUSE_DEFAULTS}
-    if not kwargs["do_sample"]:
-        for name in SAMPLING:
-            used.pop(name)
-    used.update(n=values["n"], greedy=not kwargs["do_sample"], stop=values["stop"])
+    # 4. the recipe
+    values["greedy"] = not kwargs["do_sample"]
+    recorded = [name for name in RECORDED if kwargs["do_sample"] or name not in SAMPLING]
+    used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop"])
     recipe = {
         "task": "story",
         "model": model_name,
@@ -249,17 +189,43 @@ def write(text_model, prompt, values, sources=None, model_name="", on_text=None)
         "prompt": prompt,
         "system": system,
         "params": used,
-        "sources": {name: sources.get(name, "default") for name in used},
+        "sources": used_sources,
     }
     if interrupted:
         recipe["interrupted"] = True
-    return StoryResult(
-        texts=texts,
-        recipe=recipe,
-        prompt=prompt,
-        shown_prompt=shown_prompt,
-        interrupted=interrupted,
-    )
+    return StoryResult(texts=texts, recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
+
+
+def check_context(model, prompt_tokens, max_new_tokens):
+    context = context_length(model)
+    if context and prompt_tokens + max_new_tokens > context:
+        room = context - prompt_tokens
+        hint = f"use --max-new-tokens {room} or less" if room > 0 else "shorten the prompt"
+        raise CreativeError(
+            f"max-new-tokens {max_new_tokens} is beyond the model's context: the prompt takes {prompt_tokens} "
+            f"of its {context} tokens; {hint}"
+        )
+
+
+def _generate(model, tokenizer, inputs, kwargs, values, seed, on_text, shown_prompt):
+    """(texts, interrupted): `model.generate` with a streamer that keeps each sample's tokens."""
+    import torch
+
+    inputs = {k: v.to(model.device) for k, v in inputs.items()}
+    collector = _Collector(tokenizer, values["n"], on_text, shown_prompt)
+    collector.eos = set(_as_list(add_eos_ids(model, tokenizer))) - {None}
+    output = None
+    try:
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            output = model.generate(**inputs, **kwargs, streamer=collector)
+    except KeyboardInterrupt:
+        pass
+    if output is not None:
+        texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    else:
+        texts = collector.texts()
+    return [cut_at_stops(text, values["stop"]) for text in texts], output is None
 
 
 def _as_list(value):

@@ -6,60 +6,41 @@ The VGG19 features net comes from the model cache. Targets are computed once; ea
 the net only up to the deepest layer a loss needs.
 """
 
-from .. import seeds
+from .. import defaults, params, seeds
 from ..errors import CreativeError
 
-STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-CONTENT_LAYER = "conv4_2"
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise")
-MIN_SIZE, MAX_SIZE = 32, 2048
-
-HOUSE_DEFAULTS = {
-    "steps": 300,
-    "size": 512,
-    "style_weight": 1e6,
-    "content_weight": 1.0,
-    "tv_weight": 1e-6,
-    "init": "content",
-    "optimizer": "lbfgs",
-    "lr": None,  # per optimizer: 1.0 for L-BFGS, 0.02 for Adam
-    "preserve_color": False,
-    "style_layers": STYLE_LAYERS,
-    "content_layer": CONTENT_LAYER,
-}
+TASK = params.STYLIZE
+METHODS = TASK["method"].choices
+OPTIMIZERS = TASK["optimizer"].choices
+INITS = TASK["init"].choices
+# Used when neither the user, the panel nor %config give a value; lr depends on the optimizer.
+HOUSE_DEFAULTS = {p.name: p.default for p in TASK.params if "gatys" in p.methods and p.default is not None}
+HOUSE_DEFAULTS["steps"] = TASK["steps"].default
+RECORDED = ("steps", "size", "style_weight", "content_weight", "tv_weight", "init", "optimizer", "lr", "preserve_color",
+            "style_layers", "content_layer")
 CPU_SIZE = 256  # the default size when running on the CPU, where 512 px is slow
 PREVIEW_EVERY = 10
-METHODS = ("gatys", "img2img")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 # Parameters of the Python API and the magic (besides content, style and the text style).
-PARAMS = tuple(HOUSE_DEFAULTS) + ("model", "seed", "style_blend", "method", "strength", "guidance")
+PARAMS = TASK.names
 
 
 def check(values):
-    """One line for a value that cannot work. Values not given (None) pass."""
-    from ..nets.vgg import LAYER_INDEX
-
-    size = values.get("size")
-    if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
-        raise CreativeError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {size}")
-    if values.get("steps") is not None and values["steps"] < 1:
-        raise CreativeError(f"steps must be at least 1, not {values['steps']}")
-    for name in ("style_weight", "content_weight", "tv_weight"):
-        if values.get(name) is not None and values[name] < 0:
-            raise CreativeError(f"{name.replace('_', '-')} must be >= 0, not {values[name]}")
-    if values.get("lr") is not None and values["lr"] <= 0:
-        raise CreativeError(f"lr must be > 0, not {values['lr']}")
-    if values.get("init") is not None and values["init"] not in INITS:
-        raise CreativeError(f"init must be content or noise, not {values['init']!r}")
-    if values.get("optimizer") is not None and values["optimizer"] not in OPTIMIZERS:
-        raise CreativeError(f"optimizer must be lbfgs or adam, not {values['optimizer']!r}")
-    layers = list(values.get("style_layers") or []) + ([values["content_layer"]] if values.get("content_layer") else [])
-    unknown = [layer for layer in layers if layer not in LAYER_INDEX]
-    if unknown:
-        raise CreativeError(f"unknown VGG19 layer {unknown[0]!r}; layers are conv1_1 ... conv5_4")
+    """One line for a value that cannot work: each against its declaration, then the rules between
+    values. Values not given (None) pass."""
     blend = values.get("style_blend")
-    if blend is not None and (any(w < 0 for w in blend) or not sum(blend) > 0):
+    TASK.check(values)
+    if blend is not None and not sum(blend) > 0:
         raise CreativeError("style blend weights must be >= 0 and not all 0")
+
+
+def check_method(method, given):
+    """The flags given (names) must belong to `method`: --strength is img2img's, --style-weight gatys'."""
+    for name in given:
+        param = TASK.by_name.get(name)
+        if param is not None and param.methods and method not in param.methods:
+            owner = " or ".join(param.methods)
+            raise CreativeError(f"{param.flag} belongs to --method {owner}, not {method}")
 
 
 # -- images <-> tensors -----------------------------------------------------------------------
@@ -174,12 +155,11 @@ def transfer(net, content_image, style_images, values, on_progress=None):
         start = content.clone()
     image = start.requires_grad_(True)
     weights = (values["style_weight"], values["content_weight"], values["tv_weight"])
+    lr = values.get("lr") or DEFAULT_LR[values["optimizer"]]
     if values["optimizer"] == "lbfgs":
-        lr = values.get("lr") or 1.0
         # Zero tolerances: with small losses L-BFGS would otherwise stop after a step or two.
         optimizer = torch.optim.LBFGS([image], lr=lr, max_iter=1, tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
     else:
-        lr = values.get("lr") or 0.02
         optimizer = torch.optim.Adam([image], lr=lr)
 
     history = []
@@ -215,15 +195,13 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
 
     Returns an ImageResult whose recipe names the images (as labels and content hashes) and every value used.
     """
-    from ..media import image_hash, with_recipe_text
+    from ..media import image_hash
+    from ..recipes import with_recipe_text
     from ..results import ImageResult
 
-    values, sources = dict(values), dict(sources or {})
     device = next(net.parameters()).device
-    for name, value in HOUSE_DEFAULTS.items():
-        if values.get(name) is None:
-            values[name] = CPU_SIZE if (name == "size" and device.type == "cpu") else value
-            sources[name] = "default"
+    house = dict(HOUSE_DEFAULTS, size=CPU_SIZE if device.type == "cpu" else HOUSE_DEFAULTS["size"])
+    values, sources = defaults.fill(values, sources, ("default", house))
     values["style_layers"] = tuple(values["style_layers"])
     if not style_images:
         raise CreativeError("no style image: give --style IMAGE (a file, URL, variable, `last` or `canvas`)")
@@ -235,8 +213,9 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
     content = fit_size(content_image, values["size"])
     image, history, interrupted, lr = transfer(net, content, style_images, values, on_progress)
     labels = labels or {}
-    params = {name: values[name] for name in HOUSE_DEFAULTS}
-    params.update(lr=lr, style_layers=list(values["style_layers"]), steps_done=len(history))
+    values["lr"] = lr
+    params = {name: values[name] for name in RECORDED}
+    params.update(style_layers=list(values["style_layers"]), steps_done=len(history))
     if values.get("style_blend") is not None:
         params["style_blend"] = list(values["style_blend"])
     recipe = {
@@ -249,7 +228,7 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
         "style": labels.get("style") or [None] * len(style_images),
         "style_hash": [image_hash(s) for s in style_images],
         "params": params,
-        "sources": {name: sources.get(name, "default") for name in params if name in HOUSE_DEFAULTS},
+        "sources": {name: sources.get(name, "default") for name in RECORDED},
     }
     if interrupted:
         recipe["interrupted"] = True
@@ -260,8 +239,8 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
 
 def recipe_text(recipe, size):
     """A summary in the AUTOMATIC1111 `parameters` format, for PNG-info readers; the whole recipe
-    travels beside it as JSON (see media.with_recipe_text)."""
-    from .. import __version__
+    travels beside it as JSON (see recipes.with_recipe_text)."""
+    from .._version import __version__
 
     p = recipe["params"]
     styles = ", ".join(str(s) for s in recipe["style"] if s) or "an image"

@@ -3,7 +3,6 @@ Hugging Face layouts and loaded by the same loaders as real models. They make th
 run offline: tests, CI, and the `tiny` profile.
 """
 
-import importlib
 import os
 import shutil
 import tempfile
@@ -14,13 +13,44 @@ from ..paths import home
 # Bump when a builder changes, so old builds are not reused.
 TINY_VERSION = "3"  # 3: the tiny MusicGen's codebooks are random (they were zero) and its text weighs more
 
+def _text(dest, chat):
+    from . import text
+
+    (text.build_chat if chat else text.build_base)(dest)
+
+
+def _diffusion(dest):
+    from . import diffusion
+
+    diffusion.build(dest)
+
+
+def _vgg(dest):
+    from . import vgg
+
+    vgg.build(dest)
+
+
+def _music(dest):
+    from . import music
+
+    music.build(dest)
+
+
+def _music_melody(dest):
+    from . import music_melody
+
+    music_melody.build(dest)
+
+
+# Each builder imports its module (and torch) only when it runs.
 BUILDERS = {
-    "tiny-gpt2": "creative_magics.tiny.text:build_base",
-    "tiny-chat": "creative_magics.tiny.text:build_chat",
-    "tiny-sd": "creative_magics.tiny.diffusion:build",
-    "tiny-vgg19": "creative_magics.tiny.vgg:build",
-    "tiny-musicgen": "creative_magics.tiny.music:build",
-    "tiny-musicgen-melody": "creative_magics.tiny.music_melody:build",  # -- %%compose --melody
+    "tiny-gpt2": lambda dest: _text(dest, chat=False),
+    "tiny-chat": lambda dest: _text(dest, chat=True),
+    "tiny-sd": _diffusion,
+    "tiny-vgg19": _vgg,
+    "tiny-musicgen": _music,
+    "tiny-musicgen-melody": _music_melody,  # %%compose --melody
 }
 
 _lock = threading.Lock()
@@ -42,8 +72,7 @@ def ensure(name):
         if (target / ".complete").exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        module_name, func_name = BUILDERS[name].split(":")
-        build = getattr(importlib.import_module(module_name), func_name)
+        build = BUILDERS[name]
         scratch = tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent)
         try:
             build(scratch)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import ipywidgets as widgets
 
+from .. import refs
 from ..errors import CreativeError
-from .common import clear_upload, prepare_frontend, uploaded_files, user_namespace
+from ..session import current
+from .common import clear_upload, prepare_frontend, uploaded_files
 
 DEFAULT_SIZE = 512
 MIN_SIZE, MAX_SIZE = 32, 2048
@@ -52,7 +54,7 @@ class Cleared:
 
 
 def stroke_mask(size, stroke):
-    """The stroke's coverage (PIL L image): round caps and joins, `opacity` scaling its strength."""
+    """The stroke's coverage (PIL L image): round caps and joins, `opacity` scaling its coverage."""
     from PIL import Image, ImageDraw
 
     mask = Image.new("L", size, 0)
@@ -167,6 +169,8 @@ class StyleCanvas(widgets.VBox):
         self.add_class("creative-magics-style-canvas")
         self._show()
         self._say("Draw here; `canvas` is this drawing in --init canvas and --style canvas.")
+        self.session = current()
+        self.session.add_image_source("canvas", self.to_image)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -282,11 +286,9 @@ class StyleCanvas(widgets.VBox):
 
     def load(self, source):
         """Load an image: a path, URL, variable name or `last`, or a PIL image / array / result."""
-        from .. import media
-
         if isinstance(source, str) and source.strip() == "canvas":
             raise CreativeError("the canvas cannot load itself: give a path, a URL, a variable or last")
-        image, label = media.resolve_image(source, user_namespace(), what="canvas image")
+        image, label = refs.image(source, what="canvas image")
         label = label or type(source).__name__
         self._add(Loaded(fit(image, self._size), label))
         self._say(f"Loaded {label}.")
@@ -399,12 +401,8 @@ class StyleCanvas(widgets.VBox):
         self.status.value = f'<small style="color:{color}">{escape(text)}</small>'
 
     def close(self):
-        from ..session import current
-
         self._closed = True
-        session = current()
-        if getattr(session, "canvas", None) is self:
-            session.canvas = None
+        self.session.remove_image_source("canvas", self.to_image)
         super().close()
 
     @property
@@ -413,8 +411,9 @@ class StyleCanvas(widgets.VBox):
 
 
 def _canvas_layout(size):
-    """Shown at its own pixel size (not stretched to the output's width), narrower only where it must be."""
-    return widgets.Layout(width=f"{size[0]}px", max_width="100%", height="auto")
+    """Shown at its own pixel size (not stretched to the output's width), narrower only where it must be,
+    with a border, so a white canvas on a white page shows where to draw."""
+    return widgets.Layout(width=f"{size[0]}px", max_width="100%", height="auto", border="1px solid #9e9e9e")
 
 
 def check_size(width, height):
@@ -437,17 +436,16 @@ def parse_size_flags(words):
     return args.width, args.height
 
 
+_opened = None
+
+
 def open_canvas(width=None, height=None):
     """The style canvas of this session: made on first use (512x512 unless sizes are given), the same
     one after; sizes that differ from its own resize it."""
-    from ..session import current
-
-    session = current()
-    canvas = getattr(session, "canvas", None)
-    if canvas is None or canvas.closed:
-        current_size = (DEFAULT_SIZE, DEFAULT_SIZE)
-        canvas = StyleCanvas(width or current_size[0], height or current_size[1])
-        session.canvas = canvas
+    global _opened
+    canvas = _opened
+    if canvas is None or canvas.closed or canvas.session is not current():
+        canvas = _opened = StyleCanvas(width or DEFAULT_SIZE, height or DEFAULT_SIZE)
     elif width is not None or height is not None:
         canvas.resize(width or canvas.size[0], height or canvas.size[1])
     return canvas

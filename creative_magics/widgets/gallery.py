@@ -1,8 +1,9 @@
 """The gallery: `%creative gallery` / `creative_magics.gallery()`.
 
 Every result of the kernel session (pictures, stories, music, and kinds added later) as a
-thumbnail or a snippet, newest last, growing as results are made. Select one to see it large with
-its recipe, then load its parameters into the panel, make it what `last` means, or save it.
+thumbnail, newest last, growing as results are made. Click one (or its caption) to see it large with
+its recipe, shown as the cell showed it, then load its parameters into the panel, make it what `last`
+means, or save it. Thumbnails are small ipycanvas canvases: a plain image widget takes no clicks.
 """
 
 import json
@@ -13,7 +14,9 @@ from html import escape
 import ipywidgets as widgets
 
 from ..errors import CreativeError
-from .common import prepare_frontend, show_in
+from ..session import current
+from ..views import OutputSurface
+from .common import prepare_frontend
 
 THUMB = 128
 SNIPPET_CHARS = 140
@@ -33,20 +36,23 @@ def image_of(result):
     return None
 
 
+def thumbnail(image, size=THUMB):
+    """The image scaled to fit `size` x `size` (PIL RGB)."""
+    thumb = image.convert("RGB").copy()
+    thumb.thumbnail((size, size))
+    return thumb
+
+
 def thumbnail_png(image, size=THUMB):
     import io
 
-    thumb = image.convert("RGB").copy()
-    thumb.thumbnail((size, size))
     buffer = io.BytesIO()
-    thumb.save(buffer, "PNG")
+    thumbnail(image, size).save(buffer, "PNG")
     return buffer.getvalue()
 
 
-def waveform_png(samples, width=THUMB, height=48):
+def waveform(samples, width=THUMB, height=48):
     """A small waveform picture of audio samples (channels x samples, or samples), drawn with PIL."""
-    import io
-
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -62,9 +68,38 @@ def waveform_png(samples, width=THUMB, height=48):
             if chunk.size:
                 low, high = float(chunk.min()) / peak, float(chunk.max()) / peak
                 draw.line([(column, middle - high * (middle - 2)), (column, middle - low * (middle - 2))], fill=(60, 90, 200))
+    return picture
+
+
+def waveform_png(samples, width=THUMB, height=48):
+    import io
+
     buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
+    waveform(samples, width, height).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def text_card(text, size=THUMB):
+    """A snippet of text drawn on a small card (PIL), so a story has a thumbnail to click too."""
+    import textwrap
+
+    from PIL import Image, ImageDraw
+
+    card = Image.new("RGB", (size, size), (250, 250, 245))
+    draw = ImageDraw.Draw(card)
+    lines = textwrap.wrap(text, width=max(8, size // 7))[: size // 12]
+    draw.multiline_text((4, 3), "\n".join(lines), fill=(40, 40, 40), spacing=2)
+    return card
+
+
+def face_of(result):
+    """The picture a result's tile shows: its first image, its waveform, or a card with its text."""
+    picture = image_of(result)
+    if picture is not None:
+        return thumbnail(picture)
+    if getattr(result, "kind", None) == "audio" and getattr(result, "audio", None) is not None:
+        return waveform(result.audio)
+    return text_card(snippet(result))
 
 
 def snippet(result):
@@ -155,20 +190,26 @@ class Gallery(widgets.VBox):
             self.refresh()
 
     def _tile(self, index, result):
-        kind = getattr(result, "kind", None)
-        picture = image_of(result)
-        if picture is not None:
-            face = widgets.Image(value=thumbnail_png(picture), format="png", layout=widgets.Layout(max_width=f"{THUMB}px"))
-        elif kind == "audio" and getattr(result, "audio", None) is not None:
-            face = widgets.Image(value=waveform_png(result.audio), format="png", layout=widgets.Layout(max_width=f"{THUMB}px"))
-        else:
-            face = widgets.HTML(
-                f'<div style="width:{THUMB}px;height:{THUMB}px;overflow:hidden;font-size:11px;line-height:1.3">'
-                f"{escape(snippet(result))}</div>"
-            )
+        import numpy as np
+        from ipycanvas import Canvas
+
+        picture = face_of(result)
+        face = Canvas(width=picture.width, height=picture.height, layout=widgets.Layout(width=f"{picture.width}px", cursor="pointer"))
+        face.put_image_data(np.asarray(picture.convert("RGBA")), 0, 0)  # RGBA: ipycanvas sends RGB as lossy JPEG
+        face.on_mouse_down(lambda x, y, index=index: self._clicked(index))
+        face.add_class("creative-magics-thumbnail")
         button = widgets.Button(description=label_of(index, result), layout=widgets.Layout(width=f"{THUMB + 8}px"))
-        button.on_click(lambda _, index=index: self.select(index))
-        return widgets.VBox([face, button])
+        button.on_click(lambda _, index=index: self._clicked(index))
+        tile = widgets.VBox([face, button])
+        tile.picture = picture  # what the thumbnail shows (the browser holds its pixels)
+        return tile
+
+    def _clicked(self, index):
+        """A click on a tile: select it, or say in the status line why not."""
+        try:
+            self.select(index)
+        except CreativeError as err:
+            self.status.value = f'<small style="color:#b00020">{escape(str(err))}</small>'
 
     @property
     def results(self):
@@ -191,12 +232,12 @@ class Gallery(widgets.VBox):
         result = by_number[index]
         self.selected, self._selected_number = result, index
         self.title.value = f"<b>{escape(label_of(index, result))}</b>"
-        show_in(self.large, result)
+        OutputSurface(self.large).show_object(result)
         self.recipe.value = f'<pre style="font-size:11px;max-height:240px;overflow:auto">{escape(recipe_json(result))}</pre>'
         recipe = getattr(result, "recipe", None)
-        from .panel import CONTROLS
+        from .panel import TASKS
 
-        self.panel_button.disabled = not (isinstance(recipe, dict) and recipe.get("task") in CONTROLS)
+        self.panel_button.disabled = not (isinstance(recipe, dict) and recipe.get("task") in TASKS)
         self.last_button.disabled = False
         self.save_button.disabled = False
         self.status.value = ""
@@ -260,8 +301,6 @@ class Gallery(widgets.VBox):
     def close(self):
         self._closed = True
         self.session.remove_listener(self._new_result)
-        if self.session.gallery is self:
-            self.session.gallery = None
         super().close()
 
     @property
@@ -297,15 +336,15 @@ def save_result(result, stem, folder):
     return [stem + ".txt"]
 
 
+_opened = None
+
+
 def open_gallery():
     """The gallery of this session: made on first use, the same one after (with new results added)."""
-    from ..session import current
-
+    global _opened
     session = current()
-    gallery = session.gallery
-    if gallery is None or gallery.closed:
-        gallery = Gallery(session)
-        session.gallery = gallery
+    if _opened is None or _opened.closed or _opened.session is not session:
+        _opened = Gallery(session)
     else:
-        gallery.refresh()
-    return gallery
+        _opened.refresh()
+    return _opened

@@ -1,81 +1,45 @@
 """The slider panel: `%creative panel` / `creative_magics.panel()`.
 
-Grouped controls for each task, with the ranges and defaults people know from the Stable Diffusion
-and text-generation web UIs. A control the person has moved (or a recipe loaded from the gallery)
-becomes the default of the next magic run: flag > panel > %config > model > house default, and
-the recipe says "panel" for it. Controls nobody moved give nothing, so each model's own defaults
-(SD-Turbo's single step, say) still hold while the panel is open.
+One control per declared parameter that has a `panel` slider (params.py), grouped by task, with the
+ranges people know from the Stable Diffusion and text-generation web UIs. A control the person has
+moved (or a recipe loaded from the gallery) becomes the default of the next run: flag > panel >
+%config > model > house default, and the recipe says "panel" for it. Controls nobody moved give
+nothing; they show what the next run would use with the model chosen in the tab's dropdown, or the
+model the task used last (SD-Turbo: 1 step, guidance 0, 512 px; SD 1.5: 25 steps, 7.5).
 
-"Run again" re-runs the last magic with the current values; "live" re-runs it when a slider is
-released. Runs happen one at a time in a worker thread (`Rerunner`): requests close together
-coalesce, and a request made while a run is in flight waits for it and then runs once, with the
-values of that moment, so runs never overlap and never pile up.
+"Run again" makes the last call again through the Python API, with the panel's values (a slider moved
+after that call wins over the call's own flags), and shows the result in the panel's output through
+the same view the cell used. "live" does it when a slider is released. Runs happen one at a time in a
+worker thread (`Rerunner`): requests close together coalesce, and a request made while a run is in
+flight waits for it and then runs once, with the values of that moment.
 """
 
 import contextlib
-import importlib
+import math
 import threading
 import time
-from dataclasses import dataclass
 
 import ipywidgets as widgets
 
+from .. import api
+from .. import params as declared
 from ..errors import CreativeError
 from ..seeds import MAX_SEED
-from .common import prepare_frontend, routed_to
+from ..session import current, stamp
+from ..views import OutputSurface, view_for
+from .common import prepare_frontend
 
 DEBOUNCE_S = 0.4
 DEFAULT_MODEL = ""  # the dropdown's "default (...)" entry: a Dropdown shows a None value as blank
 DESCRIPTION_WIDTH = "150px"
 SLIDER_WIDTH = "460px"
-
-
-@dataclass(frozen=True)
-class Control:
-    name: str  # the parameter name the task reads
-    label: str
-    kind: str  # "float" | "int" | "log"
-    low: float
-    high: float
-    step: float
-    fallback: float  # the shown start value when the task gives no house default
-
-
-STORY = (
-    Control("temperature", "temperature", "float", 0.0, 2.0, 0.01, 0.8),
-    Control("top_p", "top-p", "float", 0.01, 1.0, 0.01, 0.95),
-    Control("top_k", "top-k", "int", 0, 200, 1, 50),
-    Control("min_p", "min-p", "float", 0.0, 1.0, 0.01, 0.0),
-    Control("repetition_penalty", "repetition penalty", "float", 1.0, 2.0, 0.01, 1.1),
-    Control("max_new_tokens", "max new tokens", "int", 1, 2048, 1, 200),
-)
-PAINT = (
-    Control("steps", "sampling steps", "int", 1, 150, 1, 25),
-    Control("guidance", "CFG scale", "float", 0.0, 30.0, 0.5, 7.5),
-    Control("width", "width", "int", 64, 2048, 8, 512),
-    Control("height", "height", "int", 64, 2048, 8, 512),
-    Control("strength", "denoising strength", "float", 0.01, 1.0, 0.01, 0.75),
-)
-STYLIZE = (
-    Control("style_weight", "style weight", "log", 0, 10, 0.1, 1e6),  # log: 10^0 .. 10^10
-    Control("steps", "iterations", "int", 1, 1000, 1, 300),
-)
-COMPOSE = ()
-CONTROLS = {"story": STORY, "paint": PAINT, "stylize": STYLIZE, "compose": COMPOSE}
-TASKS = tuple(CONTROLS)
-# Which seed box a task reads: %%paint and %%stylize share the image seed.
+TASKS = ("story", "paint", "stylize", "compose")
+# The tabs, and the tasks each holds.
+TABS = (("Story", ("story",)), ("Image", ("paint", "stylize")), ("Music", ("compose",)))
+TAB_OF = {task: index for index, (_, tasks) in enumerate(TABS) for task in tasks}
+# Which seed box a task reads: %%paint and %stylize share the image seed.
 SEED_GROUP = {"story": "story", "paint": "image", "stylize": "image", "compose": "music"}
 SEED_KIND = {"story": "text", "image": "image", "music": "audio"}
-
-
-def house_default(task, control):
-    """The value a task uses when nobody sets one (its HOUSE_DEFAULTS), else the web UIs' usual one."""
-    try:
-        module = importlib.import_module(f"creative_magics.tasks.{task}")
-        value = getattr(module, "HOUSE_DEFAULTS", {}).get(control.name)
-    except Exception:  # a task that does not import here: the panel still opens
-        value = None
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else control.fallback
 
 
 class Rerunner:
@@ -149,34 +113,26 @@ class Rerunner:
 
 
 class Panel(widgets.VBox):
-    """The slider panel. `values(task)` is what the magics read (through `session.panel_defaults`)."""
+    """The slider panel. `values(task)` is what the next call of `task` takes from it."""
 
-    def __init__(self, session, shell=None):
+    def __init__(self, session):
         prepare_frontend()
         self.session = session
-        self.shell = shell
         self._quiet = 0
         self._closed = False
         self.touched = set()  # (task, name) the person set
+        self.moved = {}  # (task, name) -> stamp of the last move, to tell moves after a call from moves before
         self.controls = {task: {} for task in TASKS}
-        self.initial = {task: {} for task in TASKS}
         self.models = {}
         self.seeds = {}
         self.runner = Rerunner(self._run_last, on_error=self._run_failed)
 
-        story_box = self._group("story")
+        groups = {task: self._group(task, seed=task not in ("paint", "stylize")) for task in TASKS}
         image_box = widgets.VBox(
-            [
-                widgets.HTML("<b>%%paint</b>"),
-                self._group("paint", seed=False),
-                widgets.HTML("<b>%%stylize</b>"),
-                self._group("stylize", seed=False),
-                self._seed_row("image"),
-            ]
+            [widgets.HTML("<b>%%paint</b>"), groups["paint"], widgets.HTML("<b>%stylize</b>"), groups["stylize"], self._seed_row("image")]
         )
-        music_box = self._group("compose", seed_group="music")
-        self.tabs = widgets.Tab(children=[story_box, image_box, music_box])
-        for index, title in enumerate(("Story", "Image", "Music")):
+        self.tabs = widgets.Tab(children=[groups["story"], image_box, groups["compose"]])
+        for index, (title, _) in enumerate(TABS):
             self.tabs.set_title(index, title)
 
         self.run_button = widgets.Button(description="Run again", button_style="primary")
@@ -184,45 +140,36 @@ class Panel(widgets.VBox):
         self.reset_button = widgets.Button(description="Reset")
         self.run_button.on_click(lambda _: self.run_again())
         self.reset_button.on_click(lambda _: self.reset())
-        self.live.observe(self._live_changed, names="value")
-        self.status = widgets.HTML()
-        self.run_status = widgets.HTML()
+        self.live.observe(lambda change: self._show_status(), names="value")
+        line = widgets.Layout(width="100%", margin="0 0 0 4px")
+        self.status = widgets.HTML(layout=line)
+        self.run_status = widgets.HTML(layout=line)
         self.output = widgets.Output()
         super().__init__(
-            [
-                self.tabs,
-                widgets.HBox([self.run_button, self.live, self.reset_button]),
-                self.status,
-                self.run_status,
-                self.output,
-            ]
+            [self.tabs, widgets.HBox([self.run_button, self.live, self.reset_button]), self.status, self.run_status, self.output]
         )
         self.add_class("creative-magics-panel")
         self.status.add_class("creative-magics-panel-status")
         self.run_status.add_class("creative-magics-run-status")
         self.output.add_class("creative-magics-run-output")
+        self.follow_models()
+        self._open_on_last_task()
         self._show_status()
+        session.add_defaults("panel", self.values)
+        session.add_listener(self._new_result)
 
     # -- building ------------------------------------------------------------------------------
 
-    def _group(self, task, seed=True, seed_group=None):
+    def _group(self, task, seed=True):
         rows = [self._model_dropdown(task)]
-        configured = self._configured(task)
-        for control in CONTROLS[task]:
-            start = configured.get(control.name, house_default(task, control))
-            widget = _control_widget(control, start)
-            widget.observe(lambda change, task=task, name=control.name: self._changed(task, name), names="value")
-            self.controls[task][control.name] = widget
-            self.initial[task][control.name] = widget.value
+        for param in declared.of(task).panel_params():
+            widget = _control_widget(param)
+            widget.observe(lambda change, task=task, name=param.name: self._changed(task, name), names="value")
+            self.controls[task][param.name] = widget
             rows.append(widget)
         if seed:
-            rows.append(self._seed_row(seed_group or SEED_GROUP[task]))
+            rows.append(self._seed_row(SEED_GROUP[task]))
         return widgets.VBox(rows)
-
-    def _configured(self, task):
-        settings = self.session.settings
-        values = getattr(settings, f"{task}_defaults", None) or {}
-        return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def _model_dropdown(self, task):
         dropdown = widgets.Dropdown(
@@ -232,7 +179,7 @@ class Panel(widgets.VBox):
             style={"description_width": DESCRIPTION_WIDTH},
             layout=widgets.Layout(width=SLIDER_WIDTH),
         )
-        dropdown.observe(lambda change, task=task: self._changed(task, "model"), names="value")
+        dropdown.observe(lambda change, task=task: self._model_changed(task), names="value")
         self.models[task] = dropdown
         return dropdown
 
@@ -271,10 +218,12 @@ class Panel(widgets.VBox):
         self.seeds[group] = box
         return widgets.HBox([box, random_button, reuse_button])
 
-    # -- what the magics read --------------------------------------------------------------------
+    # -- what the calls read -------------------------------------------------------------------------
 
     def values(self, task):
         """The values the person set for `task` ({} for controls nobody moved)."""
+        if self._closed:
+            return {}
         out = {}
         for name, widget in self.controls.get(task, {}).items():
             if (task, name) in self.touched:
@@ -286,6 +235,13 @@ class Panel(widgets.VBox):
         if group in self.seeds and self.seeds[group].value >= 0:
             out["seed"] = int(self.seeds[group].value)
         return out
+
+    def moved_since(self, task, number):
+        """The values of `task` the person set after the call numbered `number`."""
+        keys = {"model": (task, "model"), "seed": (SEED_GROUP.get(task), "seed")}
+        return {
+            name: value for name, value in self.values(task).items() if self.moved.get(keys.get(name, (task, name)), 0) > number
+        }
 
     def describe(self):
         """What the panel sets, as `name=value` per task (its repr and its status line)."""
@@ -313,15 +269,25 @@ class Panel(widgets.VBox):
     def _changed(self, task, name):
         if self._quiet:
             return
-        if name not in ("model", "seed"):
+        if name != "seed":
             self.touched.add((task, name))
+        self.moved[(task, name)] = stamp()
+        self._show_status()
+        if self.live.value:
+            self.runner.request()
+
+    def _model_changed(self, task):
+        if self._quiet:
+            return
+        self.moved[(task, "model")] = stamp()
+        self.follow_models(task)
         self._show_status()
         if self.live.value:
             self.runner.request()
 
     def set_values(self, task, **values):
         """Set controls from Python, as if moved by hand: `panel.set_values("story", temperature=1.1)`."""
-        if task not in CONTROLS:
+        if task not in self.controls:
             raise CreativeError(f"the panel has no {task!r} controls; it has {', '.join(TASKS)}")
         for name, value in values.items():
             if name == "model":
@@ -344,17 +310,48 @@ class Panel(widgets.VBox):
             dropdown.options = self._model_options(task, name)
         dropdown.value = name
 
-    def reset(self):
-        """Every control back to its default; nothing set, so the magics use their own defaults again."""
+    def followed_model(self, task):
+        """The model the controls of `task` follow: the dropdown's, else the one the task used last."""
+        chosen = self.models[task].value
+        if chosen:
+            return chosen
+        call = self.session.last_call(task)
+        if call is not None:
+            return call.given.get("model") or self._model_of_last(task)
+        return None
+
+    def _model_of_last(self, task):
+        for result in reversed(list(self.session.results)):
+            recipe = getattr(result, "recipe", None) or {}
+            if recipe.get("task") == task and recipe.get("model"):
+                return recipe["model"]
+        return None
+
+    def follow_models(self, *tasks):
+        """Show, on every control nobody moved, what the next run would use with the followed model."""
         with self._quietly():
-            for task, controls in self.controls.items():
-                for name, widget in controls.items():
-                    widget.value = self.initial[task][name]
+            for task in tasks or TASKS:
+                try:
+                    shown = api.model_defaults(task, self.followed_model(task))
+                except CreativeError:
+                    shown = api.model_defaults(task)
+                for name, widget in self.controls[task].items():
+                    value = shown.get(name)
+                    if (task, name) in self.touched or not isinstance(value, (int, float)) or isinstance(value, bool):
+                        continue
+                    _widen(widget, value)
+                    widget.value = value
+
+    def reset(self):
+        """Every control back to what the next run would use; nothing set, so the calls use their own defaults again."""
+        with self._quietly():
             for dropdown in self.models.values():
                 dropdown.value = DEFAULT_MODEL
             for box in self.seeds.values():
                 box.value = -1
             self.touched.clear()
+            self.moved.clear()
+        self.follow_models()
         self._show_status()
 
     def random_seed(self, group):
@@ -372,10 +369,11 @@ class Panel(widgets.VBox):
     def load_recipe(self, recipe):
         """Put a recipe's values into the controls (the gallery's "load into panel"); returns their names."""
         task = recipe.get("task") if isinstance(recipe, dict) else None
-        if task not in CONTROLS:
+        if task not in self.controls:
             raise CreativeError(f"the panel has no controls for {task or 'this'} recipe; it has {', '.join(TASKS)}")
         params = recipe.get("params") or {}
         loaded = []
+        now = stamp()
         with self._quietly():
             for name, widget in self.controls[task].items():
                 value = params.get(name)
@@ -383,14 +381,18 @@ class Panel(widgets.VBox):
                     _widen(widget, value)
                     widget.value = value
                     self.touched.add((task, name))
+                    self.moved[(task, name)] = now
                     loaded.append(name)
             if recipe.get("model"):
                 self._choose_model(task, recipe["model"])
+                self.moved[(task, "model")] = now
                 loaded.append("model")
             if isinstance(recipe.get("seed"), int):
                 self.seeds[SEED_GROUP[task]].value = recipe["seed"]
+                self.moved[(SEED_GROUP[task], "seed")] = now
                 loaded.append("seed")
-        self.tabs.selected_index = {"story": 0, "paint": 1, "stylize": 1, "compose": 2}[task]
+        self.follow_models(task)
+        self.tabs.selected_index = TAB_OF[task]
         self._show_status()
         if self.live.value:
             self.runner.request()
@@ -404,12 +406,29 @@ class Panel(widgets.VBox):
                 dropdown.options = self._model_options(task, value)
                 dropdown.value = value
 
+    def _open_on_last_task(self):
+        task = self.session.last_task
+        if task in TAB_OF:
+            self.tabs.selected_index = TAB_OF[task]
+
+    def _new_result(self, result):
+        """After each run: the model lists, the followed models and the tab follow it."""
+        if self._closed:
+            return
+        self.refresh_models()
+        self.follow_models()
+        self._open_on_last_task()
+
     # -- running again -----------------------------------------------------------------------------
 
+    def _last_call(self):
+        task = self.session.last_task
+        return self.session.last_call(task) if task in TAB_OF else None
+
     def run_again(self):
-        """Re-run the last magic with the current values (in the background; one run at a time)."""
-        if self.session.last_magic is None:
-            self._say("Nothing to run again yet: run a %%story, %%paint, %%stylize or %%compose cell first.")
+        """Make the last call again with the current values (in the background; one run at a time)."""
+        if self._last_call() is None:
+            self._say("Nothing to run again yet: run a %%story, %%paint, %stylize or %%compose cell first.")
             return
         if self.runner.busy:
             self._say("A run is in flight; the new one follows it.")
@@ -419,33 +438,34 @@ class Panel(widgets.VBox):
         """Block until the requested runs are done (tests, scripts)."""
         return self.runner.wait(timeout)
 
-    def _live_changed(self, change):
-        self._show_status()
-
     def _run_last(self):
-        last = self.session.last_magic
-        if last is None:
-            self._say("Nothing to run again yet: run a %%story, %%paint, %%stylize or %%compose cell first.")
+        call = self._last_call()
+        if call is None:
+            self._say("Nothing to run again yet: run a %%story, %%paint, %stylize or %%compose cell first.")
             return
-        name, line, cell = last
-        shell = self.shell or _shell()
-        magic = shell.find_cell_magic(name) if shell is not None else None
-        if magic is None:
-            self._say(f"%%{name} is not loaded here: run %load_ext creative_magics first.")
-            return
-        hint = _flags_that_win(line, self.values(name))
-        self._say(f"Running %%{name} again{hint}…")
+        task = call.task
+        above = self.moved_since(task, call.number)
+        hint = _flags_that_win(call, self.values(task), above)
+        self._say(f"Running {_magic(task)} again{hint}…")
+        surface = OutputSurface(self.output)
+        view = view_for(task, surface)
         started = time.monotonic()
         failed = None
-        with routed_to(self.output) as sink:
-            try:
-                magic(line, cell)
-            except Exception as err:  # a UsageError is one line, as in a cell
-                failed = f"{type(err).__name__}: {err}"
-                sink.stream("stderr", failed + "\n")
+        try:
+            result = api.run_again(call, [("panel", above)] if above else None, **view.callbacks())
+        except CreativeError as err:  # one line, as in a cell
+            view.close()
+            failed = f"UsageError: {err}"
+            surface.say(failed, "stderr")
+        except KeyboardInterrupt:
+            view.close()
+            failed = "interrupted"
+        else:
+            view.finish(result)
+            if call.output and call.namespace is not None:  # as the cell's -o did
+                call.namespace[call.output] = result
         took = time.monotonic() - started
-        self._say(f"%%{name} failed: {failed}" if failed else f"Ran %%{name} again in {took:.1f} s{hint}.")
-        self.refresh_models()
+        self._say(f"{_magic(task)} failed: {failed}" if failed else f"Ran {_magic(task)} again in {took:.1f} s{hint}.")
 
     def _run_failed(self, err):
         self._say(f"The run failed: {type(err).__name__}: {err}")
@@ -459,18 +479,18 @@ class Panel(widgets.VBox):
         from html import escape
 
         said = self.describe()
-        head = "Live: a released slider runs the last magic again. " if self.live.value else ""
+        head = "Live: a released slider runs the last call again. " if self.live.value else ""
         body = (
-            f"The panel sets {escape(said)} (a flag on the magic line still wins)."
+            f"The panel sets {escape(said)} (a flag on the magic line still wins, unless you move the slider after the run)."
             if said
             else "Nothing set: move a control to make it the default of the next run."
         )
-        self.status.value = f"<small>{escape(head)}{body}</small>"
+        self.status.value = f'<small style="line-height:1.4">{escape(head)}{body}</small>'
 
     def close(self):
         self._closed = True
-        if self.session.panel is self:
-            self.session.panel = None
+        self.session.remove_defaults("panel", self.values)
+        self.session.remove_listener(self._new_result)
         super().close()
 
     @property
@@ -478,25 +498,29 @@ class Panel(widgets.VBox):
         return self._closed
 
 
-def _control_widget(control, value):
+def _magic(task):
+    return "%stylize" if task == "stylize" else f"%%{task}"
+
+
+def _control_widget(param):
+    slider = param.panel
     common = dict(
-        description=control.label,
+        description=slider.label or param.name,
         continuous_update=False,  # values arrive when the slider is released
         style={"description_width": DESCRIPTION_WIDTH},
         layout=widgets.Layout(width=SLIDER_WIDTH),
     )
-    if control.kind == "int":
-        return widgets.IntSlider(value=int(value), min=int(control.low), max=int(control.high), step=int(control.step), **common)
-    if control.kind == "log":
-        return widgets.FloatLogSlider(value=float(value), base=10, min=control.low, max=control.high, step=control.step, readout_format=".1e", **common)
-    return widgets.FloatSlider(value=float(value), min=control.low, max=control.high, step=control.step, readout_format=".2f", **common)
+    start = param.default if param.default is not None else slider.low
+    if param.kind == "int":
+        return widgets.IntSlider(value=int(start), min=int(slider.low), max=int(slider.high), step=int(slider.step), **common)
+    if slider.log:
+        return widgets.FloatLogSlider(value=float(start), base=10, min=slider.low, max=slider.high, step=slider.step, readout_format=".1e", **common)
+    return widgets.FloatSlider(value=float(start), min=slider.low, max=slider.high, step=slider.step, readout_format=".2f", **common)
 
 
 def _widen(widget, value):
     """A recipe's value beyond a slider's range widens the range instead of being clipped."""
     if isinstance(widget, widgets.FloatLogSlider):
-        import math
-
         if value > 0:
             exponent = math.log10(value)
             widget.max = max(widget.max, math.ceil(exponent))
@@ -518,43 +542,32 @@ def _short(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _flags_that_win(line, values):
-    """' (--temperature on the magic line wins over the panel)' when the line sets what the panel does."""
-    import shlex
-
-    try:
-        words = set(shlex.split(line or ""))
-    except ValueError:
-        return ""
-    flags = {name: "--" + name.replace("_", "-") for name in values}
-    flags.update(model=("-m", "--model"))
-    winning = [name for name in values if any(flag in words for flag in _as_tuple(flags.get(name)))]
-    if not winning:
-        return ""
-    return " (" + ", ".join("--" + name.replace("_", "-") for name in winning) + " on the magic line wins over the panel)"
-
-
-def _as_tuple(value):
-    return value if isinstance(value, tuple) else (value,)
+def _flags_that_win(call, values, above):
+    """' (--temperature on the magic line wins over the panel)' when the call set what the panel does
+    before that call; what was moved after it wins instead, and is said too."""
+    task = declared.of(call.task)
+    flag = lambda name: task[name].flag if name in task else "--" + name.replace("_", "-")
+    winning = [name for name in values if name in call.given and name not in above]
+    replaced = [name for name in above if name in call.given]
+    said = []
+    if winning:
+        said.append(", ".join(flag(name) for name in winning) + " on the magic line wins over the panel")
+    if replaced:
+        said.append("the panel's " + ", ".join(name for name in replaced) + " replaces the magic line's")
+    return f" ({'; '.join(said)})" if said else ""
 
 
-def _shell():
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return get_ipython()
+_opened = None
 
 
 def open_panel():
     """The panel of this session: made on first use, the same one after (its model lists refreshed)."""
-    from ..session import current
-
+    global _opened
     session = current()
-    panel = session.panel
-    if panel is None or panel.closed:
-        panel = Panel(session, shell=_shell())
-        session.panel = panel
+    if _opened is None or _opened.closed or _opened.session is not session:
+        _opened = Panel(session)
     else:
-        panel.refresh_models()
-    return panel
+        _opened.refresh_models()
+        _opened.follow_models()
+        _opened._open_on_last_task()
+    return _opened

@@ -129,11 +129,10 @@ def write_metadata(path, data):
 # -- loading --------------------------------------------------------------------------------
 
 
-def base_spec(path):
+def base_spec(path, resolve):
     """The ModelSpec of the model an adapter folder was trained on: from our metadata, else from peft's
-    adapter_config.json (`base_model_name_or_path`, resolved like `-m`)."""
+    adapter_config.json (`base_model_name_or_path`, resolved like `-m` by `resolve(task, ref)`)."""
     from .models import ModelSpec
-    from .session import current
 
     data = metadata(path) or {}
     spec = data.get("base_spec")
@@ -146,22 +145,19 @@ def base_spec(path):
         ref = None
     if not ref:
         raise CreativeError(f"adapter folder {str(path)!r} does not say which model it adapts (base_model_name_or_path)")
-    return current().resolve("story", ref)
+    return resolve("story", ref)
 
 
-def _warm_copy(spec, dtype):
+def _warm_copy(spec, dtype, warm):
     """A copy of the base model when the cache holds it warm on the CPU and no call is using it (no
     reading from disk); None otherwise."""
     import copy
 
-    from .session import current
-
-    for entry in current().cache.entries():
-        if entry.spec.key == spec.key and entry.device == "cpu" and not entry.users:
-            text_model = entry.obj
-            model = copy.deepcopy(text_model.model).to(dtype=dtype)
-            return type(text_model)(model, text_model.tokenizer)
-    return None
+    text_model = warm(spec) if warm is not None else None
+    if text_model is None:
+        return None
+    model = copy.deepcopy(text_model.model).to(dtype=dtype)
+    return type(text_model)(model, text_model.tokenizer)
 
 
 def need_peft():
@@ -171,18 +167,19 @@ def need_peft():
         raise CreativeError("LoRA needs the peft library: pip install peft (or pip install 'creative_magics[train]')")
 
 
-def load_adapter(spec, dtype, settings=None):
-    """A TextModel: the adapter's base (copied from the warm cache, else loaded) with the LoRA weights merged in."""
+def load_adapter(spec, dtype, settings, *, resolve, warm, load):
+    """A TextModel: the adapter's base (copied from the warm cache, else loaded with `load`) with the LoRA
+    weights merged in."""
     need_peft()
     from peft import PeftModel
     from transformers import AutoTokenizer
 
     from .errors import ModelNotAvailable
-    from .loaders import load_model, quiet, trusts_remote_code
+    from .hf import quiet, trusts_remote_code
 
     path = spec.source
-    base = base_spec(path)
-    text_model = _warm_copy(base, dtype) or load_model(base, dtype, settings)
+    base = base_spec(path, resolve)
+    text_model = _warm_copy(base, dtype, warm) or load(base, dtype, settings, resolve=resolve, warm=warm)
     try:
         with quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation chatter of peft and transformers

@@ -1,0 +1,179 @@
+"""`%creative`: the studio's controls (warm models, aliases, eviction, the device, the widgets)."""
+
+import os
+
+from .errors import CreativeError
+
+COMMANDS = (
+    "models",
+    "aliases [TASK]",
+    "evict NAME|all",
+    "device auto|cpu|cuda|mps",
+    "panel",
+    "canvas [--width W --height H]",
+    "gallery",
+)
+
+
+def run(magics, words):
+    command, rest = (words[0], words[1:]) if words else ("help", [])
+    handler = HANDLERS.get(command)
+    if handler is None:
+        raise CreativeError(f"unknown command {command!r}; try: %creative {' | '.join(COMMANDS)}")
+    return handler(magics, *rest)
+
+
+def _help(magics, *rest):
+    print("%creative " + "\n%creative ".join(COMMANDS))
+
+
+def _models(magics, *rest):
+    from .session import current
+
+    rows = current().cache.table()
+    _add_finetune_bases(rows)
+    if not rows:
+        print("No models are loaded yet; each loads on its first use.")
+        return
+    print(format_table(rows))
+
+
+def _aliases(magics, *rest):
+    from . import finetuned
+    from .models import BUILTIN_ALIASES, DEFAULT_MODELS, TASK_FAMILY
+    from .session import current
+
+    tasks = rest or sorted(DEFAULT_MODELS)
+    for task in tasks:
+        if task not in DEFAULT_MODELS:
+            raise CreativeError(f"unknown task {task!r}; tasks: {', '.join(sorted(DEFAULT_MODELS))}")
+    profile = current().effective_profile()
+    sections = []
+    for task in tasks:
+        rows = [
+            (name, alias.tiny if profile == "tiny" else alias.source, alias.note)
+            for name, alias in sorted(BUILTIN_ALIASES.items())
+            if alias.family == TASK_FAMILY[task]
+        ]
+        if task == "story":  # fine-tuned models adapt the story model
+            rows += [(name, finetuned.describe(data), "(fine-tuned)") for name, data in finetuned.registered().items()]
+        sections.append((f"{task} (default {DEFAULT_MODELS[task]}):", rows))
+    yours = [(name, target, "(yours)") for name, target in sorted(magics.aliases.items())]
+    if yours:
+        sections.append(("yours (%config CreativeMagics.aliases):", yours))
+    every = [row for _, rows in sections for row in rows]
+    widths = [max((len(row[i]) for row in every), default=0) for i in (0, 1)]
+    for title, rows in sections:
+        print(title)
+        for name, target, note in rows:
+            print(f"  {name:<{widths[0]}}  {target:<{widths[1]}}  {note}".rstrip())
+
+
+def _evict(magics, name=None, *rest):
+    from .session import current
+
+    if name is None or rest:
+        raise CreativeError("usage: %creative evict NAME|all")
+    dropped = current().cache.evict(name)
+    print(f"Evicted {', '.join(dropped)}." if dropped else "Nothing evicted: the models are in use.")
+
+
+def _device(magics, device=None, *rest):
+    from traitlets import TraitError
+
+    from .session import current
+
+    if device is None:
+        from .devices import resolve_device
+
+        print(f"device: {magics.device} (now {resolve_device(magics.device)})")
+        return
+    if rest:
+        raise CreativeError("usage: %creative device auto|cpu|cuda|cuda:N|mps")
+    before = magics.device
+    try:
+        magics.device = device
+        placed = current().cache.move_all(magics.device)
+    except TraitError as err:
+        raise CreativeError(str(err)) from None
+    except CreativeError:
+        magics.device = before  # a device that is not here changes nothing
+        raise
+    print(f"Models now run on {placed}.")
+
+
+def _panel(magics, *rest):
+    if rest:
+        raise CreativeError("usage: %creative panel")
+    from IPython.display import display
+
+    from .widgets import panel
+
+    display(panel.open_panel())
+
+
+def _canvas(magics, *rest):
+    from IPython.display import display
+
+    from .widgets import canvas
+
+    width, height = canvas.parse_size_flags(rest)
+    display(canvas.open_canvas(width=width, height=height))
+
+
+def _gallery(magics, *rest):
+    if rest:
+        raise CreativeError("usage: %creative gallery")
+    from IPython.display import display
+
+    from .widgets import gallery
+
+    display(gallery.open_gallery())
+
+
+HANDLERS = {
+    "help": _help,
+    "models": _models,
+    "aliases": _aliases,
+    "evict": _evict,
+    "device": _device,
+    "panel": _panel,
+    "canvas": _canvas,
+    "gallery": _gallery,
+}
+
+
+def format_table(rows):
+    headers = ("name", "task", "device", "dtype", "size MB", "loads", "hits", "last used")
+    lines = [
+        (
+            r["name"] + (" *" if r["in_use"] else ""),
+            r["task"],
+            r["device"],
+            r["dtype"],
+            f"{r['size_mb']:.1f}",
+            str(r["loads"]),
+            str(r["hits"]),
+            f"{r['last_used_s']:.0f} s ago",
+        )
+        for r in rows
+    ]
+    if any(r.get("base") for r in rows):  # fine-tuned models show what they adapt
+        headers += ("base",)
+        lines = [line + (r.get("base") or "",) for line, r in zip(lines, rows)]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    right = {4, 5, 6}
+    fmt = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join(fmt(cells).rstrip() for cells in [headers, *lines])
+
+
+def _add_finetune_bases(rows):
+    """Give each warm fine-tuned model's row a `base` ('LoRA on gpt2'), read from its folder."""
+    from . import finetuned
+
+    for row in rows:
+        source = row.get("source")
+        if source and os.path.isdir(source):
+            data = finetuned.metadata(source)
+            if data is not None:
+                row["base"] = finetuned.describe(data)

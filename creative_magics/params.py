@@ -1,0 +1,378 @@
+"""One declaration per parameter of each task: name, type, range, default, help, flag and panel control.
+
+The magics' flags, the checks (one line each, before any model loads), the slider panel, the `%config`
+defaults and the recipes are all derived from these tables. Adding a parameter touches its table
+here and the task that uses it, nothing else.
+"""
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+from .errors import CreativeError
+from .nets.layers import LAYER_NAMES
+from .seeds import MAX_SEED
+
+
+@dataclass(frozen=True)
+class Slider:
+    """How the slider panel shows a parameter."""
+
+    low: float
+    high: float
+    step: float
+    label: str = ""
+    log: bool = False  # a FloatLogSlider over 10**low .. 10**high
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # int | float | text | choice | bool | texts | floats | choices | seed | model | image | images | audio | path
+    default: object = None  # the house default, used when nothing else gives one (None: the task decides)
+    help: str = ""
+    low: float = None
+    high: float = None
+    open_low: bool = False  # low itself is not allowed
+    open_high: bool = False
+    choices: tuple = ()
+    multiple_of: int = None
+    hint: str = ""  # said after the rule, e.g. "(0 means greedy)"
+    flags: tuple = ()  # the magic's flags; empty: `--name-with-dashes`
+    metavar: str = None
+    negated: bool = False  # a bool whose flag turns it off (`--no-stream`)
+    magic: bool = True  # the magic has a flag for it
+    config: bool = True  # may be a `%config CreativeMagics.<task>_defaults` value
+    panel: Slider = None
+    methods: tuple = ()  # %stylize: the methods that use it (empty: all)
+    needs: str = None  # the parameter it only means something with (strength: init)
+    needs_why: str = ""  # what it is for, said when that parameter is missing
+    remote: str = None  # the field of an OpenAI-compatible API it maps onto
+    a1111: str = None  # its field in an AUTOMATIC1111 `parameters` text
+
+    @property
+    def flag(self):
+        """How messages name it: its first long flag (`--top-p`), or `-n`."""
+        if self.flags:
+            longs = [f for f in self.flags if f.startswith("--")]
+            return (longs or list(self.flags))[0]
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def all_flags(self):
+        return self.flags or (self.flag,)
+
+    def check(self, value):
+        """Raise CreativeError, one line, when `value` breaks this parameter's type or range; None passes."""
+        if value is None:
+            return
+        kind = self.kind
+        if kind in ("int", "seed"):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise self._error(self._whole_rule() if kind == "seed" else "a whole number", value, hint=False)
+            self._check_range(int(value))
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise self._error("a number", value, hint=False)
+            self._check_range(value)
+        elif kind in ("text", "model"):
+            if not isinstance(value, str):
+                raise self._error("text", value, hint=False)
+            if kind == "model" and not value.strip():
+                raise CreativeError(f"{self.flag} is empty: give an alias, a hub id or a local folder")
+        elif kind == "choice":
+            if value not in self.choices:
+                raise self._error(_either(self.choices), value, hint=False)
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise self._error("True or False", value, hint=False)
+        elif kind in ("texts", "floats", "choices"):
+            items = [value] if isinstance(value, (str, numbers.Number)) else value
+            if not isinstance(items, (list, tuple)):
+                raise self._error(f"a list of {'numbers' if kind == 'floats' else 'names' if kind == 'choices' else 'texts'}", value)
+            for item in items:
+                if kind == "floats":
+                    if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
+                        raise self._error("a number", item, hint=False)
+                    self._check_range(item)
+                elif kind == "choices":
+                    if item not in self.choices:
+                        raise CreativeError(f"{self.flag}: unknown {item!r}; choose from {', '.join(self.choices)}")
+                elif not isinstance(item, str):
+                    raise self._error("text", item, hint=False)
+
+    def _check_range(self, value):
+        below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        above = self.high is not None and (value >= self.high if self.open_high else value > self.high)
+        if below or above:
+            raise self._error(self.rule(), value)
+        if self.multiple_of and value % self.multiple_of:
+            raise self._error(self.rule(), value)
+
+    def _whole_rule(self):
+        return f"a whole number from 0 to {MAX_SEED}" if self.kind == "seed" else "a whole number"
+
+    def rule(self):
+        """What a good value is, in words: 'in (0, 1]', '>= 0', 'a multiple of 8 from 64 to 2048'."""
+        if self.kind == "seed":
+            return self._whole_rule()
+        low, high = _number(self.low), _number(self.high)
+        if self.multiple_of:
+            return f"a multiple of {self.multiple_of} from {low} to {high}"
+        if self.kind == "int":  # whole numbers: closed ranges
+            if self.low is not None and self.high is not None:
+                return f"a whole number from {low} to {high}"
+            return f"a whole number >= {low}" if self.low is not None else f"a whole number <= {high}"
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.open_low else '>='} {low}"
+        if self.high is not None:
+            return f"{'<' if self.open_high else '<='} {high}"
+        return "a number"
+
+    def _error(self, rule, value, hint=True):
+        hint = f" {self.hint}" if self.hint and hint else ""
+        return CreativeError(f"{self.flag} must be {rule}{hint}, not {_shown(value)}")
+
+
+def _number(value):
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _shown(value):
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _either(choices):
+    words = [str(c) for c in choices]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+@dataclass(frozen=True)
+class Task:
+    """The parameters of one task, in the order the magic's help lists them."""
+
+    name: str
+    params: tuple
+    by_name: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "by_name", {p.name: p for p in self.params})
+
+    def __getitem__(self, name):
+        return self.by_name[name]
+
+    def __contains__(self, name):
+        return name in self.by_name
+
+    @property
+    def names(self):
+        return tuple(self.by_name)
+
+    def house_defaults(self):
+        """{name: default} of the parameters that have a house default."""
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+    def config_names(self):
+        """What `%config CreativeMagics.<task>_defaults` may set (per-call values such as seeds and images may not)."""
+        return tuple(p.name for p in self.params if p.config)
+
+    def panel_params(self):
+        return tuple(p for p in self.params if p.panel is not None)
+
+    def check_each(self, values):
+        """One line for the first value that breaks its declaration; values not given (None) pass."""
+        for name, value in values.items():
+            param = self.by_name.get(name)
+            if param is not None:
+                param.check(value)
+
+    def check(self, values):
+        """check_each, then: a value that needs another (strength: init) has it."""
+        self.check_each(values)
+        for param in self.params:
+            if param.needs and values.get(param.name) is not None and values.get(param.needs) is None:
+                other = self.by_name[param.needs]
+                raise CreativeError(f"{param.flag} is for {param.needs_why}: add {other.flag} {other.metavar or ''}".rstrip())
+
+    def drop_unneeded(self, values, sources, keep):
+        """Copies of (values, sources) without the values whose `needs` is missing, unless they came from a
+        source in `keep` (the caller's own: then check() says so in one line). A panel slider, a default
+        or a recipe's value applies only to the calls it means something for."""
+        values, sources = dict(values), dict(sources)
+        for param in self.params:
+            if param.needs and values.get(param.needs) is None and param.name in values and sources.get(param.name) not in keep:
+                del values[param.name]
+                sources.pop(param.name, None)
+        return values, sources
+
+    def doc(self):
+        """The parameters as a docstring's lines: `name: help`."""
+        return "\n".join(f"    {p.name}: {p.help}" for p in self.params if p.magic)
+
+    def refuse_unknown(self, names, caller=None):
+        extra = sorted(set(names) - set(self.by_name))
+        if extra:
+            caller = caller or f"{self.name}()"
+            raise CreativeError(f"{caller} got unknown parameter(s): {', '.join(extra)}; it takes {', '.join(sorted(self.by_name))}")
+
+
+MODEL_HELP = "alias, hub id or local folder (default: {default}; %%creative aliases {task} lists them)"
+
+
+def _model(task, default, **extra):
+    return Param("model", "model", help=MODEL_HELP.format(default=default, task=task), flags=("-m", "--model"), **extra)
+
+
+def _seed(help="seed for sampling (drawn and recorded when not given)", **extra):
+    return Param("seed", "seed", help=help, low=0, high=MAX_SEED, config=False, remote=extra.pop("remote", None), **extra)
+
+
+MAX_TEXTS = 16
+MAX_IMAGES = 16
+MAX_PIECES = 8
+
+STORY = Task(
+    "story",
+    (
+        _model("story", "smollm2"),
+        Param("temperature", "float", 0.8, "randomness: 0 = greedy, 0.7 focused, 1.2 wild", low=0, hint="(0 means greedy)",
+              panel=Slider(0.0, 2.0, 0.01, "temperature"), remote="temperature"),
+        Param("top_p", "float", 0.95, "nucleus sampling: keep the most likely tokens up to this probability mass (0-1]",
+              low=0, high=1, open_low=True, panel=Slider(0.01, 1.0, 0.01, "top-p"), remote="top_p"),
+        Param("top_k", "int", 50, "keep only the K most likely tokens (0 = off)", low=0, hint="(0 turns it off)",
+              panel=Slider(0, 200, 1, "top-k")),
+        Param("min_p", "float", 0.0, "drop tokens less likely than min-p x the most likely one (0 = off)", low=0, high=1,
+              panel=Slider(0.0, 1.0, 0.01, "min-p")),
+        Param("repetition_penalty", "float", 1.1, "> 1 discourages repeating tokens", low=0, open_low=True, hint="(1 = none)",
+              panel=Slider(1.0, 2.0, 0.01, "repetition penalty")),
+        Param("no_repeat_ngram", "int", 0, "never repeat an n-gram of this size (0 = off)", low=0),
+        Param("max_new_tokens", "int", 200, "length limit of each text, in tokens", low=1,
+              panel=Slider(1, 2048, 1, "max new tokens"), remote="max_tokens"),
+        Param("min_new_tokens", "int", 0, "write at least this many tokens", low=0),
+        _seed(remote="seed"),
+        Param("n", "int", None, "number of samples", low=1, high=MAX_TEXTS, flags=("-n",), remote="n"),
+        Param("system", "text", None, "system message for instruct models", metavar="TEXT"),
+        Param("stop", "texts", None, "stop at any of these strings (\\n = newline)", metavar="STR", remote="stop"),
+        Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True),
+        Param("greedy", "bool", None, "always take the most likely token (no sampling)"),
+    ),
+)
+
+PAINT = Task(
+    "paint",
+    (
+        _model("paint", "sd-turbo", a1111="Model"),
+        Param("negative", "text", "", "what the picture should not show (needs --guidance above 1)", metavar="TEXT",
+              a1111="Negative prompt"),
+        Param("steps", "int", 25, "denoising steps (default: the model's, e.g. 1 for SD-Turbo, 25 for SD 1.5)", low=1, high=500,
+              panel=Slider(1, 150, 1, "sampling steps"), a1111="Steps"),
+        Param("guidance", "float", 7.5, "how closely to follow the prompt (CFG scale; 0-1 = off, as SD-Turbo wants)", low=0, high=50,
+              hint="(0-1 = no guidance)", panel=Slider(0.0, 30.0, 0.5, "CFG scale"), a1111="CFG scale"),
+        Param("width", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
+              panel=Slider(64, 2048, 8, "width"), a1111="Size"),
+        Param("height", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
+              panel=Slider(64, 2048, 8, "height"), a1111="Size"),
+        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed"),
+        Param("n", "int", 1, "number of images (a batch, shown as one grid)", low=1, high=MAX_IMAGES, flags=("-n",), a1111="Batch size"),
+        Param("scheduler", "choice", "default", "euler, euler_a, dpm++, ddim, lcm (LCM models), or default (the model's own)",
+              choices=("default", "euler", "euler_a", "dpm++", "ddim", "lcm"), metavar="NAME", a1111="Sampler"),
+        Param("init", "image", None, "start from this image (image-to-image): a file, a URL, a variable, last or canvas",
+              metavar="IMAGE", config=False, a1111="Init image"),
+        Param("strength", "float", 0.75, "with --init: how much to repaint, in (0, 1] (default 0.75; 0.5 for Turbo models)",
+              low=0, high=1, open_low=True, hint="(how much of the init image is repainted)",
+              panel=Slider(0.01, 1.0, 0.01, "denoising strength"), a1111="Denoising strength", needs="init",
+              needs_why="image-to-image"),
+        Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False),
+        Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos"),
+    ),
+)
+
+STYLIZE = Task(
+    "stylize",
+    (
+        Param("method", "choice", "gatys", "gatys (neural style transfer on VGG19, the default) or img2img (a text style in the cell body)",
+              choices=("gatys", "img2img"), metavar="NAME"),
+        Param("model", "model", None, "gatys: VGG19 weights (default vgg19); img2img: a paint model (default sd-turbo)",
+              flags=("-m", "--model")),
+        Param("steps", "int", 300, "gatys: iterations (default 300); img2img: denoising steps", low=1,
+              panel=Slider(1, 1000, 1, "iterations")),
+        Param("size", "int", 512, "longer side of the result, 32-2048 (default 512; 256 on the CPU)", low=32, high=2048,
+              metavar="PX", methods=("gatys",)),
+        Param("style_weight", "float", 1e6, "how strongly to match the style (default 1e6)", low=0, metavar="W",
+              panel=Slider(0, 10, 0.1, "style weight", log=True), methods=("gatys",)),
+        Param("content_weight", "float", 1.0, "how strongly to keep the content (default 1)", low=0, metavar="W", methods=("gatys",)),
+        Param("tv_weight", "float", 1e-6, "smoothness: total-variation weight (default 1e-6)", low=0, metavar="W", methods=("gatys",)),
+        Param("init", "choice", "content", "start from the content (default) or from noise", choices=("content", "noise"),
+              metavar="FROM", methods=("gatys",)),
+        Param("optimizer", "choice", "lbfgs", "lbfgs (default; few iterations, sharp) or adam", choices=("lbfgs", "adam"),
+              metavar="NAME", methods=("gatys",)),
+        Param("lr", "float", None, "optimizer step size (default 1 for lbfgs, 0.02 for adam)", low=0, open_low=True, methods=("gatys",)),
+        Param("preserve_color", "bool", False, "keep the content's colours (luminance-only transfer)", methods=("gatys",)),
+        Param("style_layers", "choices", ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+              "VGG19 layers for the style, comma-separated (default conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)",
+              choices=LAYER_NAMES, metavar="LAYERS", methods=("gatys",)),
+        Param("content_layer", "choice", "conv4_2", "VGG19 layer for the content (default conv4_2)", choices=LAYER_NAMES,
+              metavar="LAYER", methods=("gatys",)),
+        Param("style_blend", "floats", None, "weights of the style images, in order (default: equal)", low=0, metavar="W",
+              config=False, methods=("gatys",)),
+        Param("strength", "float", None, "img2img: how much to repaint, in (0, 1]", low=0, high=1, open_low=True, methods=("img2img",)),
+        Param("guidance", "float", None, "img2img: how closely to follow the text style", low=0, high=50, methods=("img2img",)),
+        _seed("seed (noise init; img2img sampling), drawn and recorded when not given"),
+    ),
+)
+
+COMPOSE = Task(
+    "compose",
+    (
+        _model("compose", "musicgen-small"),
+        Param("seconds", "float", 10.0, "length of the music in seconds (default 10)", low=0, open_low=True,
+              panel=Slider(1.0, 30.0, 0.5, "seconds")),
+        Param("guidance", "float", 3.0, "how closely to follow the description: classifier-free guidance (model default 3; 1 or less = off)",
+              low=0, hint="(up to 1 means no guidance)", panel=Slider(0.0, 10.0, 0.1, "guidance")),
+        Param("temperature", "float", 1.0, "randomness of the sampling: 0 = greedy, 1 = the model's own odds", low=0,
+              hint="(0 means greedy)", panel=Slider(0.0, 2.0, 0.01, "temperature")),
+        Param("top_k", "int", 250, "sample among the K most likely audio codes (default 250; 0 = all)", low=0, hint="(0 turns it off)",
+              panel=Slider(0, 1000, 1, "top-k")),
+        _seed(),
+        Param("n", "int", None, "number of pieces", low=1, high=MAX_PIECES, flags=("-n",)),
+        Param("melody", "audio", None, "a WAV file, or a variable holding an audio result, whose melody to follow (melody models: musicgen-melody)",
+              metavar="AUDIO", config=False),
+    ),
+)
+
+FINETUNE = Task(
+    "finetune",
+    (
+        Param("base", "model", None, "the model to adapt (default: the story model)"),
+        Param("epochs", "float", 3.0, "passes over the texts (default 3)", low=0, open_low=True),
+        Param("max_steps", "int", None, "stop after this many training steps (overrides --epochs)", low=1),
+        Param("lr", "float", None, "learning rate (default 5e-4 for LoRA, 5e-5 with --full)", low=0, high=1, open_low=True,
+              open_high=True, hint="(e.g. 5e-4)"),
+        Param("batch_size", "int", 4, "blocks per training step (default 4)", low=1),
+        Param("block_size", "int", 128, "tokens per training block (default 128, at most the model's context)", low=2),
+        Param("lora_r", "int", 8, "LoRA rank (default 8)", low=1),
+        Param("lora_alpha", "float", 16, "LoRA scale alpha (default 16)", low=0, open_low=True),
+        Param("full", "bool", None, "train every weight (small models) instead of a LoRA adapter"),
+        Param("eval_split", "float", 0.1, "share of the blocks held out to measure perplexity (default 0.1; 0 = none)", low=0, high=0.5,
+              hint="(0 = no held-out texts)"),
+        _seed("seed for the held-out split, LoRA init and batch order (drawn and recorded when not given)"),
+    ),
+)
+
+TASKS = {task.name: task for task in (STORY, PAINT, STYLIZE, COMPOSE, FINETUNE)}
+
+
+def of(task):
+    """The declarations of `task` ("story", "paint", ...)."""
+    return TASKS[task]
+
+
+def check(task, values):
+    TASKS[task].check(values)

@@ -1,0 +1,109 @@
+"""Notebook references -> objects: a variable name, `last`, `canvas` (or another registered image source),
+a file path or a URL. Resolved here, above the tasks, so the tasks only ever see images, audio and texts.
+
+This is the one module that reads the session's results for `last`; widgets register themselves as
+image sources (the style canvas is `canvas`) instead of living in the session.
+"""
+
+import os
+from pathlib import Path
+
+from . import media
+from .errors import CreativeError
+from .session import current
+
+
+def namespace(given=None):
+    """The variables a name may refer to: `given`, else the running IPython's user namespace."""
+    if given is not None:
+        return given
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
+
+
+def _is_variable_name(text):
+    return isinstance(text, str) and text.isidentifier() and not os.path.exists(text)
+
+
+# -- IMAGE --------------------------------------------------------------------------------------
+
+
+def image(ref, names=None, *, what="image"):
+    """(PIL RGB image, label) for an IMAGE argument: a path, an http(s) URL, a variable name, `last`,
+    `canvas`, or an object (PIL image, numpy array, result). `label` says where it came from as the user
+    would type it again, or None for an object."""
+    if not isinstance(ref, (str, Path)):
+        return media.open_image(ref, what)
+    text = str(ref).strip()
+    if not text:
+        raise CreativeError(f"the {what} is empty: give a file, a URL, a variable name, `last` or `canvas`")
+    return _named_image(text, names, what), text
+
+
+def _named_image(text, names, what):
+    session = current()
+    if text == "last":
+        result = session.last("image")
+        if result is None or getattr(result, "image", None) is None:
+            raise CreativeError(f"no image made yet in this session, so `last` has nothing to give as the {what}")
+        return media.to_rgb(result.image, what, name="last")
+    source = session.image_source(text)
+    if source is not None:
+        return media.to_rgb(source(), what, name=text)
+    if text == "canvas":
+        raise CreativeError("no style canvas yet: %creative canvas opens one")
+    if _is_variable_name(text):
+        names = namespace(names)
+        if text not in names:
+            raise CreativeError(f"no variable or file named {text!r}; give a file, a URL, a variable holding an image, `last` or `canvas`")
+        value = names[text]
+        if isinstance(value, (str, Path)):  # a variable holding a path or URL
+            return media.open_path_or_url(str(value).strip(), what)
+        return media.to_rgb(value, what, name=text)
+    return media.open_path_or_url(text, what)
+
+
+# -- AUDIO, texts and recipes -------------------------------------------------------------------
+
+
+def audio(ref, names=None):
+    """(audio channels x samples, sample rate, label) for a --melody: a WAV path, a variable holding an
+    audio result, an audio result or an (array, sample_rate) pair."""
+    from . import audio as audio_files
+
+    if _is_variable_name(ref):
+        held = namespace(names).get(ref)
+        if hasattr(held, "audio") and hasattr(held, "sample_rate"):
+            return audio_files.load_melody(held)
+    return audio_files.load_melody(ref)
+
+
+def texts(ref, names=None, *, name_or_path=False):
+    """A corpus.Texts for %%finetune's data: a text, a list of texts, or a path. With `name_or_path`
+    (--data on a magic line) a string is a variable name of the notebook, else a path."""
+    from . import corpus
+
+    if name_or_path and isinstance(ref, str):
+        word = ref.strip()
+        if _is_variable_name(word) and word in namespace(names):
+            return corpus.read_texts(namespace(names)[word])
+        return corpus.read_texts(Path(word))
+    return corpus.read_texts(ref)
+
+
+def recipe(ref, names=None):
+    """A recipe dict from a dict, a result, an image, a variable holding one of those, or a PNG path."""
+    from . import recipes
+
+    if _is_variable_name(ref) and ref in namespace(names):
+        ref = namespace(names)[ref]
+    if isinstance(ref, dict):
+        return ref
+    held = getattr(ref, "recipe", None)
+    if isinstance(held, dict):
+        return held
+    return recipes.read_recipe(ref)
