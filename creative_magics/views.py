@@ -298,7 +298,7 @@ class ImageView(LiveView):
         if sheet is None:
             return
         final = images[0].info.get("final_size") or images[0].size
-        shown, _ = grid_size(len(images), final, MAX_GRID_WIDTH)
+        (shown, _), _ = grid_size(len(images), final, MAX_GRID_WIDTH)
         png = base64.b64encode(png_bytes(sheet)).decode("ascii")
         self.preview_html = f'<br><img src="data:image/png;base64,{png}" width="{shown}" style="image-rendering: auto">'
         self._show(step, total, time.monotonic())

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -191,7 +192,12 @@ class Lab:
         """Wait until the notebook's kernel is idle; with `page`, accept a kernel-choice dialog if one shows."""
         deadline = time.monotonic() + WAIT_MS / 1000
         while True:
-            kernels = _get_json(self.url + "/api/kernels")
+            try:
+                kernels = _get_json(self.url + "/api/kernels")
+            except urllib.error.HTTPError as err:  # the server may answer 500 while a kernel starts
+                if err.code < 500 or time.monotonic() > deadline:
+                    raise
+                kernels = []
             if kernels and kernels[0].get("execution_state") == "idle":
                 return
             if page is not None:
@@ -321,8 +327,9 @@ STATE = """
 import json
 import numpy as np
 from creative_magics import media, session as _s
+from creative_magics.widgets import canvas as _c, panel as _p
 _session = _s.current()
-_panel, _canvas = _session.panel, _session.canvas
+_panel, _canvas = _p._opened, _c._opened
 print(json.dumps({
     "temperature": _panel.controls["story"]["temperature"].value,
     "panel_story": _panel.values("story"),
@@ -332,12 +339,25 @@ print(json.dumps({
 }))
 """
 
+GALLERY_CELL = "%creative gallery"
+GALLERY = """
+import json
+from creative_magics import session as _s
+from creative_magics.widgets import gallery as _g
+_gallery = _g._opened
+print(json.dumps({
+    "tiles": len(_gallery.tiles.children) if _gallery is not None else 0,
+    "selected": _s.current().number_of(_gallery.selected) if _gallery is not None and _gallery.selected is not None else None,
+    "large": len(_gallery.large.outputs) if _gallery is not None else 0,
+}))
+"""
+
 BROWSER_MATCHES = """
 import io, json
 import numpy as np
 from PIL import Image
-from creative_magics import session as _s
-_canvas = _s.current().canvas
+from creative_magics.widgets import canvas as _c
+_canvas = _c._opened
 _data = _canvas.drawing.image_data
 if _data is None:
     print(json.dumps(None))
@@ -379,7 +399,7 @@ def draw_stroke(page, client, canvas_index=2):
     and that the pixels the browser reports back match the kernel's PIL rendering. Returns the
     canvas widget's view."""
     # the browser reports its pixels back, to compare with the PIL rendering
-    kernel_json(client, "from creative_magics import session as _s\n_s.current().canvas.drawing.sync_image_data = True\nprint('1')")
+    kernel_json(client, "from creative_magics.widgets import canvas as _c\n_c._opened.drawing.sync_image_data = True\nprint('1')")
     canvas_cell = page.locator(".jp-Notebook .jp-Cell").nth(canvas_index)
     drawing = canvas_cell.locator(".jp-OutputArea-output canvas").first
     drawing.scroll_into_view_if_needed()
@@ -436,7 +456,7 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
     for old in ARTIFACTS.glob("*.png"):  # this test's screenshots of an earlier run (not notebook7/)
         old.unlink()
     steps = [step for step in IMAGE_STEPS if step[0] in _available_magics()]
-    cells = SETUP_CELLS + [STORY_CELL] + [cell for _, cell, _, _ in steps]
+    cells = SETUP_CELLS + [STORY_CELL] + [cell for _, cell, _, _ in steps] + [GALLERY_CELL]
     lab = Lab(tmp_path, cells)
     with opened_page(lab, ARTIFACTS) as (page, session):
         page.wait_for_selector(".jp-Notebook .jp-Cell")
@@ -465,8 +485,8 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
             cell.locator(".jp-OutputArea-output img").last.wait_for()
             verdict = kernel_json(
                 client,
-                "import json\nfrom creative_magics import media, session as _s\n"
-                f"canvas = _s.current().canvas\nrecipe = {variable}.recipe\nprint(json.dumps(bool({check})))",
+                "import json\nfrom creative_magics import media\nfrom creative_magics.widgets import canvas as _c\n"
+                f"canvas = _c._opened\nrecipe = {variable}.recipe\nprint(json.dumps(bool({check})))",
             )
             assert verdict, f"%%{name}: {check}"
             shot(cell, name)
@@ -481,12 +501,28 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
             arg=panel_view.locator(".creative-magics-run-output").element_handle(),
         )
         page.wait_for_function(
-            "(el) => el.textContent.includes('Ran %%')",
+            "(el) => /Ran %%?(story|paint|stylize|compose) again/.test(el.textContent)",
             arg=panel_view.locator(".creative-magics-run-status").element_handle(),
         )
         shot(panel_view, "panel-after-run-again")
         assert kernel_json(client, STATE)["results"][: len(before)] == before
         assert set(before) >= {"text"} | ({"image"} if steps else set())
+
+        # the gallery: a click on a thumbnail (not its caption) shows that result large
+        gallery_cell = run_cell(page, len(cells) - 1)
+        thumbnails = gallery_cell.locator(".creative-magics-thumbnail canvas, canvas.creative-magics-thumbnail")
+        thumbnails.first.wait_for()
+        count = kernel_json(client, GALLERY)["tiles"]
+        assert thumbnails.count() == count >= 2
+        thumbnails.nth(1).scroll_into_view_if_needed()
+        box = thumbnails.nth(1).bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        chosen = kernel_until(client, GALLERY, lambda g: g["selected"] is not None, "the thumbnail click")
+        assert chosen["selected"] == 1 and chosen["large"] >= 1
+        page.wait_for_function(
+            "(el) => el.innerText.includes('#2')", arg=gallery_cell.locator(".creative-magics-gallery").element_handle()
+        )
+        shot(gallery_cell.locator(".creative-magics-gallery"), "gallery")
 
 
 def test_panel_and_canvas_in_notebook7(tmp_path):

@@ -74,3 +74,26 @@ def test_aliases_lists_each_task_with_what_it_means_now(run):
 def test_help(run):
     out = run("%creative").out
     assert "%creative models" in out and "%creative evict NAME|all" in out
+
+
+def test_aliases_align_with_the_longest_name(run):
+    out = run("%creative aliases").out
+    rows = [line for line in out.splitlines() if line.startswith("  ")]
+    assert any(line.split()[0] == "musicgen-melody-large" for line in rows)
+    starts = {line.index(line.split()[1], len(line.split()[0]) + 2) for line in rows}
+    assert len(starts) == 1, out  # every target starts in the same column
+
+
+def test_fine_tuned_models_are_listed_under_story(run, monkeypatch):
+    from creative_magics import finetuned
+
+    monkeypatch.setattr(finetuned, "registered", lambda: {"keeper": {"method": "lora", "base": "gpt2"}})
+    out = run("%creative aliases").out
+    heading_of = {}
+    heading = None
+    for line in out.splitlines():
+        if not line.startswith("  "):
+            heading = line
+        else:
+            heading_of[line.split()[0]] = heading
+    assert heading_of["keeper"].startswith("story (default")

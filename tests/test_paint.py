@@ -597,3 +597,22 @@ def test_unknown_keyword_in_the_python_api(ip):
 def test_a_recipe_of_another_task_is_refused(ip):
     with pytest.raises(CreativeError, match="not a paint recipe"):
         creative_magics.paint(recipe={"task": "story", "prompt": "x"})
+
+
+def test_live_previews_are_shown_at_the_size_of_the_result(ip, monkeypatch):
+    """A preview is computed at the latents' size (1/8) but shown as wide as the finished picture, so the
+    picture does not jump when the result replaces it; a batch's previews as wide as its grid."""
+    import re
+
+    from creative_magics import media
+
+    monkeypatch.setattr(views, "rich_frontend", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda bundle, raw=False, display_id=None: type("H", (), {"update": lambda self, b, raw=False: shown.append(b)})())
+    monkeypatch.setattr(paint_task, "PREVIEW_MIN_INTERVAL_S", 0.0)
+    for n, size in ((1, (96, 64)), (3, (96, 64))):
+        shown = []
+        view = views.ImageView()
+        result = creative_magics.paint("a fox", model="sd15", steps=4, seed=1, n=n, width=size[0], height=size[1], **view.callbacks())
+        widths = {int(w) for b in shown for w in re.findall(r'<img src="data:image/png;base64,[^"]*" width="(\d+)"', b.get("text/html", ""))}
+        final = media.grid(result.images).width
+        assert widths == {final}, (n, widths, final)

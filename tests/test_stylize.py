@@ -168,3 +168,23 @@ def test_wrong_weights_hash_is_one_line(ip, run, images, tmp_path):
     assert_one_line_error(run(f"%stylize --content content --style style {FAST}"), "has the wrong hash")
     magics.profile = "tiny"
     assert run(f"%stylize --content content --style style {FAST}").ok
+
+
+def test_live_previews_are_shown_at_the_size_of_the_result(ip, images, monkeypatch):
+    """The picture being optimised is shown as wide as the result, so it does not jump when done."""
+    import re
+
+    from creative_magics import views
+
+    shown = []
+
+    class Handle:
+        def update(self, bundle, raw=False):
+            shown.append(bundle)
+
+    monkeypatch.setattr(views, "rich_frontend", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda bundle, raw=False, display_id=None: Handle())
+    view = views.ImageView(label="stylize")
+    result = creative_magics.stylize(noise(3, 60), noise(4), steps=20, size=48, seed=1, **view.callbacks())
+    widths = {int(w) for b in shown for w in re.findall(r'width="(\d+)"', b.get("text/html", ""))}
+    assert widths == {result.image.width} and result.image.width == 48

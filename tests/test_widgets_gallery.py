@@ -83,7 +83,9 @@ def test_every_kind_gets_a_tile_and_new_results_join(ip):
     faces = [tile.children[0] for tile in gallery.tiles.children]
     pictures = [tile.picture for tile in gallery.tiles.children]
     assert all(isinstance(face, Canvas) for face in faces)  # every thumbnail takes clicks
-    assert [(face.width, face.height) for face in faces] == [picture.size for picture in pictures]
+    assert all((face.width, face.height) == (128, 128) for face in faces)  # the tiles line up
+    card = gallery_module.square(pictures[1])
+    assert card.getpixel((64, 64)) == (200, 0, 0) and card.getpixel((2, 2)) == (245, 245, 245)  # centred, not stretched
     card = np.asarray(pictures[0].convert("L"))
     assert card.shape == (128, 128) and card.min() < 128  # a card with the text drawn on it
     assert pictures[0].tobytes() == gallery_module.text_card(gallery_module.snippet(first)).tobytes()

@@ -318,3 +318,64 @@ def test_paint_takes_the_image_controls_and_says_panel(ip, run):
 def test_help_lists_the_widget_commands(run):
     out = run("%creative").out
     assert "%creative panel" in out and "%creative canvas [--width W --height H]" in out and "%creative gallery" in out
+
+
+def test_the_image_controls_follow_the_model_chosen(ip):
+    """SD-Turbo is chosen: 1 step, guidance 0, 512 px (its model card); SD 1.5: 25 steps, 7.5."""
+    p = panel()
+    p.models["paint"].value = "sd-turbo"
+    shown = {name: widget.value for name, widget in p.controls["paint"].items()}
+    assert (shown["steps"], shown["guidance"], shown["width"], shown["height"]) == (1, 0.0, 512, 512)
+    p.models["paint"].value = "sd15"
+    shown = {name: widget.value for name, widget in p.controls["paint"].items()}
+    assert (shown["steps"], shown["guidance"], shown["width"], shown["height"]) == (25, 7.5, 512, 512)
+    assert panel_layer("paint") == {"model": "sd15"}  # following the model touches nothing
+
+
+def test_nudging_a_followed_slider_starts_from_the_models_value(ip):
+    p = panel()
+    p.models["paint"].value = "sd-turbo"
+    p.controls["paint"]["steps"].value += 1  # one notch right, as a person would
+    assert panel_layer("paint") == {"model": "sd-turbo", "steps": 2}
+
+
+def test_the_controls_follow_the_model_the_task_used_last(ip, run):
+    assert run("%%paint -m sd15 --steps 1 --seed 1\na fox").ok
+    p = panel()
+    assert p.controls["paint"]["steps"].value == 25 and p.controls["paint"]["guidance"].value == 7.5
+    assert run("%%paint -m sd-turbo --seed 1\na fox").ok  # the panel follows the next run too
+    assert p.controls["paint"]["steps"].value == 1 and p.controls["paint"]["guidance"].value == 0.0
+
+
+def test_the_panel_opens_on_the_tab_of_the_last_task(ip, run):
+    assert run("%%compose --seconds 0.1 --seed 1\npiano").ok
+    assert panel().tabs.selected_index == 2  # Music
+    assert run("%%paint --steps 1 --seed 1\na fox").ok
+    assert panel().tabs.selected_index == 1  # Image
+    assert run(STORY).ok
+    assert panel().tabs.selected_index == 0  # Story
+
+
+def test_a_slider_moved_after_a_paint_reaches_that_paints_run_again(ip, run):
+    p = panel()
+    assert run("%%paint -m sd15 --steps 2 --guidance 3 --seed 5\na lighthouse").ok
+    p.controls["paint"]["steps"].value = 3  # moved after the cell, over its --steps 2
+    p.controls["paint"]["guidance"].value = 4.5
+    p.run_again()
+    p.wait()
+    rerun = session.current().results[-1]
+    recipe = rerun.recipe
+    assert recipe["task"] == "paint" and recipe["seed"] == 5 and recipe["model"] == "sd15"
+    assert (recipe["params"]["steps"], recipe["sources"]["steps"]) == (3, "panel")
+    assert (recipe["params"]["guidance"], recipe["sources"]["guidance"]) == (4.5, "panel")
+    again = creative_magics.paint(recipe=recipe)  # the Run again's recipe makes the same picture
+    assert again.image.tobytes() == rerun.image.tobytes()
+    images = [o for o in p.output.outputs if "image/png" in o.get("data", {})]
+    assert images and images[-1]["data"]["text/plain"] == repr(rerun)  # shown as the cell shows it
+
+
+def test_panel_values_never_reach_a_call_after_it_closes(ip):
+    p = panel()
+    p.controls["story"]["temperature"].value = 1.5
+    p.close()
+    assert session.current().default_layers("story") == []

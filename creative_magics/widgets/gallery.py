@@ -92,6 +92,15 @@ def text_card(text, size=THUMB):
     return card
 
 
+def square(picture, size=THUMB, background=(245, 245, 245)):
+    """`picture` centred on a `size` x `size` card, so every tile of the grid lines up."""
+    from PIL import Image
+
+    card = Image.new("RGB", (size, size), background)
+    card.paste(picture.convert("RGB"), ((size - picture.width) // 2, (size - picture.height) // 2))
+    return card
+
+
 def face_of(result):
     """The picture a result's tile shows: its first image, its waveform, or a card with its text."""
     picture = image_of(result)
@@ -194,8 +203,8 @@ class Gallery(widgets.VBox):
         from ipycanvas import Canvas
 
         picture = face_of(result)
-        face = Canvas(width=picture.width, height=picture.height, layout=widgets.Layout(width=f"{picture.width}px", cursor="pointer"))
-        face.put_image_data(np.asarray(picture.convert("RGBA")), 0, 0)  # RGBA: ipycanvas sends RGB as lossy JPEG
+        face = Canvas(width=THUMB, height=THUMB, layout=widgets.Layout(width=f"{THUMB}px"))
+        face.put_image_data(np.asarray(square(picture).convert("RGBA")), 0, 0)  # RGBA: ipycanvas sends RGB as lossy JPEG
         face.on_mouse_down(lambda x, y, index=index: self._clicked(index))
         face.add_class("creative-magics-thumbnail")
         button = widgets.Button(description=label_of(index, result), layout=widgets.Layout(width=f"{THUMB + 8}px"))
