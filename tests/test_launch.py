@@ -24,6 +24,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from colab_cell import COLAB_CELL, REPOSITORY  # noqa: E402
 
+# The tag of cells stored unrun: their picture or sound would be the tiny models' noise (scripts/execute_notebooks.py).
+NO_STORED_OUTPUT = "no-stored-output"
+
 # Cells whose output really varies from run to run (a drawn seed), by notebook and a line of their source.
 IGNORED_OUTPUTS = {("story.ipynb", "%%story -m gpt2 --max-new-tokens 30 -o tale")}
 
@@ -73,10 +76,20 @@ def test_models_are_built_in_aliases_or_made_in_the_notebook(notebook):
 
 def test_outputs_are_stored_and_compared(notebook):
     """Every code cell was run when the notebook was stored, so nbval compares each one; outputs are
-    ignored only where they really vary, nothing is skipped, and no stored output is a traceback."""
-    for cell in code_cells(notebook):
-        assert cell.execution_count is not None, f"{notebook.name}: run scripts/execute_notebooks.py"
+    ignored only where they really vary, nothing is skipped, and no stored output is a traceback.
+    A cell tagged `no-stored-output` (a picture or sound the tiny models would make as noise) is stored
+    unrun, with a markdown note next to it on what a real model gives and how long it takes."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
         tags = set(cell.metadata.get("tags", []))
+        if NO_STORED_OUTPUT in tags:
+            assert cell.execution_count is None and cell.outputs == [], f"{notebook.name}: run scripts/execute_notebooks.py\n{cell.source}"
+            notes = " ".join(c.source for c in cells[max(0, index - 1) : index + 2] if c.cell_type == "markdown")
+            assert "CPU" in notes and "T4" in notes, f"{notebook.name}: say what a real model gives, on a CPU and a T4, beside\n{cell.source}"
+            continue
+        assert cell.execution_count is not None, f"{notebook.name}: run scripts/execute_notebooks.py"
         marks = {line.strip() for line in cell.source.splitlines() if line.strip().startswith("# NBVAL")}
         assert "nbval-skip" not in tags and "# NBVAL_SKIP" not in marks
         if "nbval-ignore-output" in tags or "# NBVAL_IGNORE_OUTPUT" in marks:
