@@ -56,6 +56,20 @@ def _text(value, message):
     return str(value)
 
 
+def _begin(task, text_name, text, recipe, params, source, above, namespace, output, empty):
+    """Steps 1 and 2 of a call whose input is a text (a prompt, a description): the Call as made, the
+    text (a recipe's when none is given), and the merged values. Returns (session, call, text, values, sources)."""
+    session = current()
+    given = _given(task, params)
+    call = Call(task, {text_name: text, "recipe": recipe}, given, source, namespace, output)
+    recipe_values = _recipe_values(recipe, task) if recipe is not None else {}
+    if recipe is not None and text is None:
+        text = recipe.get("prompt")
+    text = _text(text, empty)
+    values, sources = _merge(session, task, given, source, recipe_values, above)
+    return session, call, text, values, sources
+
+
 # -- 4. running: one generation at a time, a second try after a GPU out-of-memory error --------------
 
 
@@ -139,14 +153,9 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, _given_as="ar
     """
     from .tasks import story as task
 
-    session = current()
-    given = _given("story", params)
-    call = Call("story", {"prompt": prompt, "recipe": recipe}, given, _given_as, _namespace, _output)
-    recipe_values = _recipe_values(recipe, "story") if recipe is not None else {}
-    if recipe is not None and prompt is None:
-        prompt = recipe.get("prompt")
-    prompt = _text(prompt, "the prompt is empty: write it in the cell body")
-    values, sources = _merge(session, "story", given, _given_as, recipe_values, _above)
+    session, call, prompt, values, sources = _begin(
+        "story", "prompt", prompt, recipe, params, _given_as, _above, _namespace, _output, "the prompt is empty: write it in the cell body"
+    )
     task.check(values)
     spec = session.resolve("story", values.get("model"))
     name = values.get("model") or spec.name
@@ -249,14 +258,10 @@ def compose(description=None, *, recipe=None, on_progress=None, on_wait=None, _g
     """
     from .tasks import compose as task
 
-    session = current()
-    given = _given("compose", params)
-    call = Call("compose", {"description": description, "recipe": recipe}, given, _given_as, _namespace, _output)
-    recipe_values = _recipe_values(recipe, "compose") if recipe is not None else {}
-    if recipe is not None and description is None:
-        description = recipe.get("prompt")
-    description = _text(description, "the description is empty: describe the music in the cell body")
-    values, sources = _merge(session, "compose", given, _given_as, recipe_values, _above)
+    session, call, description, values, sources = _begin(
+        "compose", "description", description, recipe, params, _given_as, _above, _namespace, _output,
+        "the description is empty: describe the music in the cell body",
+    )
     task.check(values)
     melody = refs.audio(values["melody"], _namespace) if values.get("melody") is not None else None
     spec = session.resolve("compose", values.get("model"))

@@ -30,3 +30,11 @@ def used_values(values, sources, names):
     """The recipe's `params` (the values used) and `sources` (where each came from) for `names`."""
     used = {name: values[name] for name in names}
     return used, {name: sources.get(name, "default") for name in used}
+
+
+def make_recipe(task, model, seed, prompt, params, sources, interrupted=False, **more):
+    """A recipe: what made a result, enough to make it again (`interrupted` only when it was stopped)."""
+    recipe = {"task": task, "model": model, "seed": seed, "prompt": prompt, **more, "params": params, "sources": sources}
+    if interrupted:
+        recipe["interrupted"] = True
+    return recipe

@@ -15,7 +15,7 @@ import math
 from .. import defaults, params, seeds
 from ..errors import CreativeError
 from ..results import AudioResult
-from . import generation_defaults, used_values
+from . import generation_defaults, make_recipe, used_values
 
 TASK = params.COMPOSE
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
@@ -214,16 +214,7 @@ def compose(music_model, description, values, sources=None, model_name="", melod
         values["melody"] = melody[2]
         recorded.append("melody")
     used, used_sources = used_values(values, sources, recorded)
-    recipe = {
-        "task": "compose",
-        "model": model_name,
-        "seed": seed,
-        "prompt": description,
-        "params": used,
-        "sources": used_sources,
-    }
-    if interrupted:
-        recipe["interrupted"] = True
+    recipe = make_recipe("compose", model_name, seed, description, used, used_sources, interrupted)
     return AudioResult(
         audios=audios,
         sample_rate=int(model.config.audio_encoder.sampling_rate),

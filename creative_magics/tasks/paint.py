@@ -20,7 +20,7 @@ from ..errors import CreativeError
 from ..models import BUILTIN_ALIASES
 from ..recipes import SAMPLER_NAMES, recipe_text, with_recipe_text
 from ..results import ImageResult
-from . import used_values
+from . import make_recipe, used_values
 
 TASK = params.PAINT
 # our name -> the diffusers scheduler class; "default" is the model's own
@@ -397,7 +397,7 @@ def paint_recipe(prompt, values, sources, model_name, runner, init, first_seed):
         values["init"] = init[1]
         recorded += ["init", "strength"]
     used, used_sources = used_values(values, sources, recorded)
-    recipe = {"task": "paint", "model": model_name, "seed": first_seed, "prompt": prompt, "params": used, "sources": used_sources}
+    recipe = make_recipe("paint", model_name, first_seed, prompt, used, used_sources)
     if init is not None and init[2]:
         recipe["init_hash"] = init[2]
     return recipe

@@ -11,7 +11,7 @@ import time
 from .. import defaults, params, seeds
 from ..errors import CreativeError
 from ..results import StoryResult
-from . import context_length, generation_defaults, used_values
+from . import context_length, generation_defaults, make_recipe, used_values
 
 TASK = params.STORY
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
@@ -182,17 +182,7 @@ def write(text_model, prompt, values, sources=None, model_name="", on_text=None)
     values["greedy"] = not kwargs["do_sample"]
     recorded = [name for name in RECORDED if kwargs["do_sample"] or name not in SAMPLING]
     used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop"])
-    recipe = {
-        "task": "story",
-        "model": model_name,
-        "seed": seed,
-        "prompt": prompt,
-        "system": system,
-        "params": used,
-        "sources": used_sources,
-    }
-    if interrupted:
-        recipe["interrupted"] = True
+    recipe = make_recipe("story", model_name, seed, prompt, used, used_sources, interrupted, system=system)
     return StoryResult(texts=texts, recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
 
 
