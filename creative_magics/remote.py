@@ -203,11 +203,10 @@ def _client(point, timeout):
 class Connection:
     """One call's way to a model on an endpoint: the requests, the 429 retries, every failure as one line."""
 
-    def __init__(self, point, model, timeout, sleep=time.sleep):
+    def __init__(self, point, model, timeout):
         self.endpoint = point
         self.model = model
         self.timeout = float(point.timeout or timeout)
-        self.sleep = sleep
         self._key = None
 
     @property
@@ -241,7 +240,7 @@ class Connection:
                 message = self.malformed(what, err)
             if message is not None:
                 raise RemoteError(message)  # raised outside the except: the client's error (with its request) is not kept
-            self.sleep(wait)
+            backoff(wait)
             waited += wait
         raise AssertionError("unreachable")
 
@@ -350,6 +349,11 @@ class Connection:
         if isinstance(err, openai.APIStatusError):
             return f"endpoint {name!r} refused the request to {what} ({status}){said}"
         return f"endpoint {name!r}: {what} failed ({self.scrub(first_line(err))})"
+
+
+def backoff(seconds):
+    """The wait between tries after a 429 (one place, so tests can count the waits)."""
+    time.sleep(seconds)
 
 
 def _root_cause(err):
