@@ -503,7 +503,7 @@ def paint_remote(connection, prompt, values, sources=None, *, model_name="", ini
     if not connection.model.startswith(ALWAYS_BASE64):
         fields["response_format"] = "b64_json"
     if on_step is not None:
-        on_step(0, 1)  # the view shows that the server is at work: one step, the server's
+        on_step(0, 1)  # a live line while the server paints (one step: the server's)
     if init is None:
         what = "images/generations"
         answer = connection.request(what, lambda client: client.images.generate(**fields))
@@ -522,8 +522,6 @@ def paint_remote(connection, prompt, values, sources=None, *, model_name="", ini
 
     # 3. the images, each with its recipe
     images, revised = _remote_images(answer, connection, what)
-    if on_step is not None:
-        on_step(1, 1)
     size = images[0].size
     recipe_values = {"width": size[0], "height": size[1], "n": len(images)}
     for name in ("quality", "style"):
