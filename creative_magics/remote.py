@@ -214,21 +214,29 @@ class Connection:
         return f"{self.endpoint.name}:{self.model}"
 
     def client(self, need_key=True):
-        """A client with the key read now (the cached one holds none); without `need_key`, a missing key is
-        not an error (a probe: whether the server answers at all)."""
+        """(the client, `auth`): the cached client holds no key; `auth` is the keyword argument that carries
+        the key read now into one request (`extra_headers`). Without `need_key` a missing key is no error
+        (a probe: does the server answer at all)."""
         self._key = self.endpoint.key() if need_key or self.endpoint.key_is_set() else NO_KEY
-        return _client(self.endpoint, self.timeout).with_options(api_key=self._key)
+        auth = {"extra_headers": {"Authorization": f"Bearer {self._key}"}} if self._key != NO_KEY else {}
+        return _client(self.endpoint, self.timeout), auth
 
     def request(self, what, send, route=None):
-        """send(client) -> the server's answer, after up to RATE_LIMIT_TRIES tries on 429; `what` names the
-        call in messages ("chat/completions"), `route` says what a 404 for a served model means."""
+        """send(client, auth) -> the server's answer, after up to RATE_LIMIT_TRIES tries on 429 (`auth`: the
+        keywords that carry the key into the request); `what` names the call in messages
+        ("chat/completions"), `route` says what a 404 for a model the server lists means."""
         openai = need_openai()
-        client = self.client()
-        waited = 0.0
+        client, auth = self.client()
+        waited, reconnected = 0.0, False
         for attempt in range(RATE_LIMIT_TRIES):
             message = None
             try:
-                return send(client)
+                return send(client, auth)
+            except openai.APIConnectionError as err:
+                if _dropped(err) and not reconnected:  # a kept-alive connection the server had closed: once more, anew
+                    reconnected, wait = True, 0.0
+                else:
+                    message = self._describe(err, what, route)
             except openai.RateLimitError as err:
                 if _error_code(err) == "insufficient_quota" or attempt == RATE_LIMIT_TRIES - 1:
                     message = self._describe(err, what, route, tries=attempt + 1, waited=waited)
@@ -274,8 +282,9 @@ class Connection:
         """The model ids the endpoint lists, or None when it does not answer that."""
         openai = need_openai()
         try:
-            client = self.client().with_options(timeout=timeout or min(self.timeout, 10.0))
-            return sorted(str(m.id) for m in client.models.list().data)
+            client, auth = self.client()
+            client = client.with_options(timeout=timeout or min(self.timeout, 10.0))
+            return sorted(str(m.id) for m in client.models.list(**auth).data)
         except (openai.OpenAIError, ValueError, TypeError, AttributeError, CreativeError):
             return None
 
@@ -367,6 +376,16 @@ def _root_cause(err):
     return cause
 
 
+def _dropped(err):
+    """Whether a connection error is a dropped connection (reset, or closed without an answer), not a
+    refusal, a failed lookup or a timeout."""
+    if isinstance(err, need_openai().APITimeoutError):
+        return False
+    cause = _root_cause(err)
+    text = str(cause).lower()
+    return isinstance(cause, (ConnectionResetError, BrokenPipeError)) or "disconnected without sending" in text or "connection reset" in text
+
+
 def _is_dns_failure(cause):
     import socket
 
@@ -421,8 +440,8 @@ def probe(point, timeout=PROBE_S):
         connection = Connection(point, "", timeout)
         try:
             openai = need_openai()
-            client = connection.client(need_key=False)
-            listed = client.models.list().data
+            client, auth = connection.client(need_key=False)
+            listed = client.models.list(**auth).data
             outcome["said"] = f"yes, {len(listed)} model{'s' if len(listed) != 1 else ''}"
             outcome["answers"] = True
         except CreativeError as err:

@@ -506,7 +506,7 @@ def paint_remote(connection, prompt, values, sources=None, *, model_name="", ini
         on_step(0, 1)  # a live line while the server paints (one step: the server's)
     if init is None:
         what = "images/generations"
-        answer = connection.request(what, lambda client: client.images.generate(**fields))
+        answer = connection.request(what, lambda client, auth: client.images.generate(**fields, **auth))
     else:
         from ..recipes import png_bytes
 
@@ -518,7 +518,7 @@ def paint_remote(connection, prompt, values, sources=None, *, model_name="", ini
             f"endpoint {connection.endpoint.name!r} offers no images/edits for {connection.model!r}, "
             "so --init (image-to-image) cannot be used with it; paint without --init, or use a local model"
         )
-        answer = connection.request(what, lambda client: client.images.edit(**fields), route=missing)
+        answer = connection.request(what, lambda client, auth: client.images.edit(**fields, **auth), route=missing)
 
     # 3. the images, each with its recipe
     images, revised = _remote_images(answer, connection, what)

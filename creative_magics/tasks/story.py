@@ -357,11 +357,11 @@ def _remote_request(connection, api, prompt, system, fields, beyond, n, seed, st
         body["extra_body"] = dict(beyond)
     if api == "chat":
         body["messages"] = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        send = lambda client: client.chat.completions.create(**body)
+        send = lambda client, auth: client.chat.completions.create(**body, **auth)
         what = "chat/completions"
     else:
         body["prompt"] = prompt
-        send = lambda client: client.completions.create(**body)
+        send = lambda client, auth: client.completions.create(**body, **auth)
         what = "completions"
     answer = connection.request(what, send)
     if not stream:
