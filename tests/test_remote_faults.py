@@ -120,7 +120,7 @@ def test_ctrl_c_mid_stream_keeps_the_text_and_the_server_sees_the_stream_closed(
     result = creative_magics.story("Hi", model="stand:slow", max_new_tokens=2000, on_text=ctrl_c)
     assert result.interrupted and result.text.startswith("w0 w1 w2")
     assert len(result.text.split()) < 2000
-    assert stand.hung_up.wait(10)  # the connection was closed: the server stopped writing
+    assert stand.hung_up.wait(120)  # the connection was closed: the server stopped writing
     works_after(run, ip)
 
 
