@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,lab,browser]"
+	$(BIN)/python -m pip install --quiet -e ".[test,lab,browser,remote,serving]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -1,4 +1,4 @@
-"""Run every overhead-ratio benchmark (issues 1/8 to 7/8), each in its own Python process so thread
+"""Run every overhead-ratio benchmark (issues 1/8 to 7/8, W2 3/9), each in its own Python process so thread
 settings and imports do not leak from one to the next, and print their headline figures as one table.
 
     python benchmarks/run_all.py                     # everything, as README's Performance table was measured
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "stylize": ("bench_stylize.py", []),
     "compose": ("bench_compose.py", []),
     "finetune": ("bench_finetune.py", []),
+    "remote": ("bench_remote.py", []),
 }
 
 

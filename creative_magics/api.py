@@ -14,6 +14,7 @@ import contextlib
 
 from . import defaults, refs
 from . import params as declared
+from . import tasks as task_helpers
 from .errors import CreativeError
 from .session import Call, current
 
@@ -134,6 +135,48 @@ def _run(session, task_name, spec, work, message, on_wait=None):
         return _retrying_out_of_memory(session, task_name, spec, attempt, message)
 
 
+def _say(line):
+    print(line)
+
+
+def _usable(session, task, spec, values, sources, on_note):
+    """The values the model of `spec` can use (tasks.usable): a remote model what its API has fields for,
+    a local one all but the remote-only ones. Refused in one line when the caller gave such a value."""
+    point = _endpoint(session, spec) if spec.kind == "remote" else None
+    values, sources, note = task_helpers.usable(
+        declared.of(task), values, sources, remote=point is not None, model=values.get("model") or spec.name,
+        extras=point.extra_params if point is not None else (),
+    )
+    if note:
+        (on_note or _say)(note)
+    return values, sources
+
+
+def _endpoint(session, spec):
+    from . import remote
+
+    name, _, _ = spec.source.partition(":")
+    return remote.endpoint(name, getattr(session.settings, "endpoints", None))
+
+
+def _run_remote(session, task_name, spec, work, on_wait=None, on_note=None):
+    """work(connection) for the remote model of `spec` (ENDPOINT:MODEL), one generation at a time like the
+    local ones; plain http to another machine is said once per endpoint, and the call is counted for
+    %creative models."""
+    from . import remote
+
+    point = _endpoint(session, spec)
+    warning = remote.plain_http_warning(point)
+    if warning and session.warn_once(("plain http", point.name, point.base_url)):
+        (on_note or _say)(warning)
+    _, _, model = spec.source.partition(":")
+    connection = remote.Connection(point, model, session.settings.remote_timeout)
+    with one_at_a_time(session, on_wait):
+        result = work(connection)
+    session.count_remote(task_name, point.name, model)
+    return result
+
+
 def _shown(values, task, name, fallback=None):
     """A merged value, or the task's house default when it was not given (for messages)."""
     value = values.get(name)
@@ -145,11 +188,14 @@ def _shown(values, task, name, fallback=None):
 # -- %%story ---------------------------------------------------------------------------------
 
 
-def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, _given_as="argument", _above=None, _namespace=None, _output=None, **params):
+def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _above=None, _namespace=None,
+          _output=None, **params):
     """Write a story or poem from `prompt`; returns a StoryResult (`.text`, `.texts`, `.recipe`).
 
     `recipe=` re-runs a recorded recipe (its prompt, model, seed and parameters; arguments win).
-    on_text(partial result) follows the text as it is written. Parameters:
+    on_text(partial result) follows the text as it is written; on_note(line) gets what is worth a line
+    (values a model cannot use, a remote server's limits; printed when not given). A model
+    `ENDPOINT:MODEL` writes on a remote OpenAI-compatible server. Parameters:
     """
     from .tasks import story as task
 
@@ -159,6 +205,14 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, _given_as="ar
     task.check(values)
     spec = session.resolve("story", values.get("model"))
     name = values.get("model") or spec.name
+    values, sources = _usable(session, "story", spec, values, sources, on_note)
+    if spec.kind == "remote":
+        result = _run_remote(
+            session, "story", spec,
+            lambda connection: task.write_remote(connection, prompt, values, sources, model_name=name, on_text=on_text, on_note=on_note),
+            on_wait, on_note,
+        )
+        return session.remember(result, call)
     result = _run(
         session, "story", spec,
         lambda text_model: task.write(text_model, prompt, values, sources, model_name=name, on_text=on_text),
@@ -174,14 +228,16 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, _given_as="ar
 # -- %%paint ---------------------------------------------------------------------------------
 
 
-def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=None, _given_as="argument", _above=None,
+def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=None, on_note=None, _given_as="argument", _above=None,
           _namespace=None, _output=None, **params):
     """Paint pictures from `prompt`; returns an ImageResult (`.images`, `.image`, `.seeds`, `.recipe`).
 
     An IMAGE (init) is a path, an URL, a PIL image, an array, a result, `last` or `canvas`. Values not
     given come from the panel, %config CreativeMagics.paint_defaults, then the model's recommended
     settings. `recipe=` re-runs a recipe (a dict, or `read_recipe(png)`); arguments win.
-    on_step(step, total) follows the steps; on_preview(images, step, total) gets cheap previews. Parameters:
+    on_step(step, total) follows the steps; on_preview(images, step, total) gets cheap previews; on_note(line)
+    what is worth a line. A model `ENDPOINT:MODEL` paints on a remote OpenAI-compatible server
+    (images/generations; images/edits with an init image). Parameters:
     """
     from . import devices, media
     from .tasks import paint as task
@@ -207,8 +263,10 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     # A value that needs another (the denoising amount needs an init image) is a mistake only when the caller gave it; the
     # panel's slider, a default or an A1111 text-to-image recipe (its hires fix records one) just do not apply.
     values, sources = declared.PAINT.drop_unneeded(values, sources, keep=(_given_as,))
-    # 2. check, before anything loads
+    # 2. check, before anything loads; what the model cannot use
     task.check(values)
+    spec = session.resolve("paint", values.get("model"))
+    values, sources = _usable(session, "paint", spec, values, sources, on_note)
     # 3. references and the model
     init = None
     if values.get("init") is not None:
@@ -222,7 +280,17 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
         init = (image, label, fingerprint)
     if values.get("save"):
         media.check_folder(values["save"])
-    spec = session.resolve("paint", values.get("model"))
+    if spec.kind == "remote":
+        result = _run_remote(
+            session, "paint", spec,
+            lambda connection: task.paint_remote(
+                connection, prompt, values, sources, model_name=values.get("model") or spec.name, init=init, on_step=on_step, on_note=on_note
+            ),
+            on_wait, on_note,
+        )
+        if values.get("save"):
+            result.save(values["save"])
+        return session.remember(result, call)
     device = devices.resolve_device(session.settings.device)
     offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
 
@@ -330,7 +398,7 @@ def finetune(name, data=None, *, overwrite=False, on_progress=None, on_wait=None
 # -- %%stylize -------------------------------------------------------------------------------
 
 
-def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=None, on_wait=None, _given_as="argument",
+def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=None, on_wait=None, on_note=None, _given_as="argument",
             _above=None, _namespace=None, _output=None, **params):
     """Restyle the `content` image; returns an ImageResult (`.image`, `.images`, `.recipe`).
 
@@ -351,7 +419,8 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
         raise CreativeError("no content image: give --content IMAGE (a file, a URL, a variable, `last` or `canvas`)")
     task.check_method(method, given)
     if method == "img2img":
-        return _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, _given_as, _above, _namespace)
+        return _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, _given_as, _above, _namespace,
+                                on_note)
     if prompt and str(prompt).strip():
         raise CreativeError("a text style needs --method img2img; the gatys method takes its style from --style images")
     styles = style if isinstance(style, (list, tuple)) else ([] if style is None else [style])
@@ -384,13 +453,13 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
     return session.remember(result, call)
 
 
-def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, given_as, above, namespace):
+def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, given_as, above, namespace, on_note=None):
     """The diffusion method: %%paint's image-to-image with the text style as the prompt."""
     if style is not None and style != []:
         raise CreativeError("--method img2img takes its style from the text in the cell body, not from --style images")
     if prompt is None or not str(prompt).strip():
         raise CreativeError("--method img2img restyles after a text: describe the style in the cell body (\"a watercolor painting\")")
-    result = paint(prompt, init=content, on_step=on_step, on_preview=on_preview, on_wait=on_wait, _given_as=given_as,
+    result = paint(prompt, init=content, on_step=on_step, on_preview=on_preview, on_wait=on_wait, on_note=on_note, _given_as=given_as,
                    _above=above, _namespace=namespace, **given)
     session.calls["stylize"] = call
     session.last_task = "stylize"

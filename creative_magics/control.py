@@ -6,6 +6,7 @@ from .errors import CreativeError
 
 COMMANDS = (
     "models",
+    "endpoints",
     "aliases [TASK]",
     "evict NAME|all",
     "device auto|cpu|cuda|mps",
@@ -31,11 +32,40 @@ def _models(magics, *rest):
     from .session import current
 
     rows = current().cache.table()
+    remote = current().remote_table()
     _add_finetune_bases(rows)
-    if not rows:
+    if not rows and not remote:
         print("No models are loaded yet; each loads on its first use.")
         return
-    print(format_table(rows))
+    if rows:
+        print(format_table(rows))
+    if remote:
+        if rows:
+            print()
+        print("remote models used in this session:")
+        print(aligned(("endpoint", "model", "task", "calls", "last used"),
+                      [(r["endpoint"], r["model"], r["task"], str(r["calls"]), f"{r['last_used_s']:.0f} s ago") for r in remote],
+                      right={3}))
+
+
+def _endpoints(magics, *rest):
+    """The configured endpoints (the built-in openai too): where, which key variable, and whether each answers now."""
+    from . import remote
+
+    if rest:
+        raise CreativeError("usage: %creative endpoints")
+    table = remote.endpoints(getattr(magics, "endpoints", None))
+    answers = remote.probe_all(table)
+    rows = [(name, point.shown_url, point.key_state(), point.api, answers[name][1]) for name, point in sorted(table.items())]
+    print(aligned(("name", "base_url", "key", "api", "answers"), rows))
+    print("Use one with -m NAME:MODEL; add one with %config CreativeMagics.endpoints = {'NAME': {'base_url': ..., 'api_key_env': ...}}")
+
+
+def aligned(headers, rows, right=()):
+    """A plain table: columns padded to their widest cell, `right` ones right-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join(fmt(cells).rstrip() for cells in [headers, *rows])
 
 
 def _aliases(magics, *rest):
@@ -134,6 +164,7 @@ def _gallery(magics, *rest):
 HANDLERS = {
     "help": _help,
     "models": _models,
+    "endpoints": _endpoints,
     "aliases": _aliases,
     "evict": _evict,
     "device": _device,

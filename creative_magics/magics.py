@@ -258,7 +258,7 @@ class CreativeMagics(Magics, Settings):
     @line_magic
     @user_errors
     def creative(self, line):
-        """%creative models | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery"""
+        """%creative models | endpoints | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery"""
         from . import control
 
         try:

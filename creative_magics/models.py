@@ -56,6 +56,11 @@ BUILTIN_ALIASES = {
 # The model each task uses when none is named.
 DEFAULT_MODELS = {"story": "smollm2", "paint": "sd-turbo", "stylize": "vgg19", "compose": "musicgen-small"}
 
+# The tasks a remote OpenAI-compatible server can do: ENDPOINT:MODEL writes through chat/completions or
+# completions, and paints through images/generations.
+REMOTE_TASKS = ("story", "paint")
+BUILTIN_ENDPOINTS = ("openai",)
+
 # Offline tiny models, built on first use by creative_magics.tiny.
 TINY_FAMILY = {
     "tiny-gpt2": "causal_lm",
@@ -75,7 +80,7 @@ class ModelSpec:
 
     name: str
     family: str
-    kind: str  # "hub" | "local" | "tiny" | "torchvision" | "adapter" (a LoRA folder, see adapters.py)
+    kind: str  # "hub" | "local" | "tiny" | "torchvision" | "adapter" (a LoRA folder) | "remote" (source: ENDPOINT:MODEL)
     source: str
 
     @property
@@ -91,10 +96,35 @@ def _names_for(family):
     return sorted(n for n, a in BUILTIN_ALIASES.items() if a.family == family)
 
 
-def resolve(task, ref, *, aliases=None, profile="default"):
-    """Resolve `ref` (alias, tiny name, local folder or hub id) for `task` under an effective profile.
+def remote_ref(ref, endpoints=()):
+    """(endpoint, model) when `ref` is ENDPOINT:MODEL for a remote server, else None.
 
-    `profile` is `default` or `tiny` here; `auto` is decided by the session before calling.
+    ENDPOINT is `openai` or a name in `endpoints` (%config CreativeMagics.endpoints); the model is all after
+    the first colon (Ollama's `llama3.2:3b` keeps its own). Any other NAME:... whose tail ends in `.gguf`
+    is a GGUF file (REPO:FILE.gguf), not a remote model; a path that exists is a path. A NAME: that is
+    neither is refused in one line that lists the endpoints there are.
+    """
+    name, colon, model = str(ref).partition(":")
+    if not colon or os.path.exists(os.path.expanduser(str(ref))):
+        return None
+    known = sorted(set(BUILTIN_ENDPOINTS) | set(endpoints or ()))
+    if name in known:
+        if not model.strip():
+            raise ModelNotAvailable(f"{ref!r} names no model after the colon: write {name}:MODEL (e.g. {name}:gpt-4o-mini)")
+        return name, model.strip()
+    if model.lower().endswith(".gguf") or "/" in name or "\\" in name or len(name) == 1:  # REPO:FILE.gguf, a Windows drive
+        return None
+    raise ModelNotAvailable(
+        f"no endpoint named {name!r}; endpoints: {', '.join(known)} "
+        "(add one with %config CreativeMagics.endpoints = {'NAME': {'base_url': ...}})"
+    )
+
+
+def resolve(task, ref, *, aliases=None, profile="default", endpoints=()):
+    """Resolve `ref` (alias, tiny name, local folder, hub id or ENDPOINT:MODEL) for `task` under an effective profile.
+
+    `profile` is `default` or `tiny` here; `auto` is decided by the session before calling. `endpoints`:
+    the names of the configured remote endpoints (besides the built-in `openai`).
     """
     family = family_of(task)
     ref = str(ref).strip()
@@ -109,6 +139,11 @@ def resolve(task, ref, *, aliases=None, profile="default"):
         if builtin is not None and user[ref] == builtin.source:
             break
         ref = user[ref]
+    remote = remote_ref(ref, endpoints) if ":" in ref else None
+    if remote is not None:
+        if task not in REMOTE_TASKS:
+            raise ModelNotAvailable(f"{name!r} is a remote model; remote servers write (%%story) and paint (%%paint), {task} needs a local model")
+        return ModelSpec(name, family, "remote", ":".join(remote))
     if ref in TINY_FAMILY:
         return _checked(ModelSpec(name, TINY_FAMILY[ref], "tiny", ref), family, task)
     if ref in BUILTIN_ALIASES:

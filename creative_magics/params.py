@@ -47,7 +47,9 @@ class Param:
     methods: tuple = ()  # %stylize: the methods that use it (empty: all)
     needs: str = None  # the parameter it only means something with (strength: init)
     needs_why: str = ""  # what it is for, said when that parameter is missing
-    remote: str = None  # the field of an OpenAI-compatible API it maps onto
+    remote: str = None  # what it becomes in a call to an OpenAI-compatible server: the API's field, or OURS
+    remote_extra: str = None  # its field on servers that take more than OpenAI's API (vLLM, llama.cpp), when the endpoint lists it
+    local: bool = True  # local models use it (False: only remote models do, e.g. --presence-penalty)
     a1111: str = None  # its field in an AUTOMATIC1111 `parameters` text
 
     @property
@@ -149,6 +151,10 @@ def _shown(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# `remote=OURS`: a remote call uses the value without sending a field of that name (where to save, which API).
+OURS = "(ours)"
+
+
 def _either(choices):
     words = [str(c) for c in choices]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
@@ -212,6 +218,20 @@ class Task:
                 sources.pop(param.name, None)
         return values, sources
 
+    def remote_fields(self, extras=()):
+        """{name: API field} of what a call to an OpenAI-compatible server sends; `extras` (an endpoint's
+        `extra_params`) adds the parameters it takes beyond OpenAI's API under their `remote_extra` names."""
+        fields = {p.name: p.remote for p in self.params if p.remote and p.remote != OURS}
+        fields.update({p.name: p.remote_extra for p in self.params if p.remote_extra and p.name in extras and not p.remote})
+        return fields
+
+    def not_for(self, values, remote, extras=()):
+        """The names in `values` that a local model (remote=False) or a remote one cannot use."""
+        if not remote:
+            return [name for name in values if name in self.by_name and not self.by_name[name].local]
+        usable = set(self.remote_fields(extras)) | {p.name for p in self.params if p.remote == OURS}
+        return [name for name in values if name in self.by_name and name not in usable]
+
     def doc(self):
         """The parameters as a docstring's lines: `name: help`."""
         return "\n".join(f"    {p.name}: {p.help}" for p in self.params if p.magic)
@@ -223,15 +243,15 @@ class Task:
             raise CreativeError(f"{caller} got unknown parameter(s): {', '.join(extra)}; it takes {', '.join(sorted(self.by_name))}")
 
 
-MODEL_HELP = "alias, hub id or local folder (default: {default}; %%creative aliases {task} lists them)"
+MODEL_HELP = "alias, hub id, local folder or ENDPOINT:MODEL of a remote server (default: {default}; %%creative aliases {task} lists them)"
 
 
 def _model(task, default, **extra):
-    return Param("model", "model", help=MODEL_HELP.format(default=default, task=task), flags=("-m", "--model"), **extra)
+    return Param("model", "model", help=MODEL_HELP.format(default=default, task=task), flags=("-m", "--model"), remote="model", **extra)
 
 
 def _seed(help="seed for sampling (drawn and recorded when not given)", **extra):
-    return Param("seed", "seed", help=help, low=0, high=MAX_SEED, config=False, remote=extra.pop("remote", None), **extra)
+    return Param("seed", "seed", help=help, low=0, high=MAX_SEED, config=False, **extra)
 
 
 MAX_TEXTS = 16
@@ -247,21 +267,28 @@ STORY = Task(
         Param("top_p", "float", 0.95, "nucleus sampling: keep the most likely tokens up to this probability mass (0-1]",
               low=0, high=1, open_low=True, panel=Slider(0.01, 1.0, 0.01, "top-p"), remote="top_p"),
         Param("top_k", "int", 50, "keep only the K most likely tokens (0 = off)", low=0, hint="(0 turns it off)",
-              panel=Slider(0, 200, 1, "top-k")),
+              panel=Slider(0, 200, 1, "top-k"), remote_extra="top_k"),
         Param("min_p", "float", 0.0, "drop tokens less likely than min-p x the most likely one (0 = off)", low=0, high=1,
-              panel=Slider(0.0, 1.0, 0.01, "min-p")),
+              panel=Slider(0.0, 1.0, 0.01, "min-p"), remote_extra="min_p"),
         Param("repetition_penalty", "float", 1.1, "> 1 discourages repeating tokens", low=0, open_low=True, hint="(1 = none)",
-              panel=Slider(1.0, 2.0, 0.01, "repetition penalty")),
+              panel=Slider(1.0, 2.0, 0.01, "repetition penalty"), remote_extra="repetition_penalty"),
         Param("no_repeat_ngram", "int", 0, "never repeat an n-gram of this size (0 = off)", low=0),
         Param("max_new_tokens", "int", 200, "length limit of each text, in tokens", low=1,
               panel=Slider(1, 2048, 1, "max new tokens"), remote="max_tokens"),
-        Param("min_new_tokens", "int", 0, "write at least this many tokens", low=0),
+        Param("min_new_tokens", "int", 0, "write at least this many tokens", low=0, remote_extra="min_tokens"),
         _seed(remote="seed"),
         Param("n", "int", None, "number of samples", low=1, high=MAX_TEXTS, flags=("-n",), remote="n"),
-        Param("system", "text", None, "system message for instruct models", metavar="TEXT"),
+        Param("system", "text", None, "system message for instruct models", metavar="TEXT", remote="messages"),
         Param("stop", "texts", None, "stop at any of these strings (\\n = newline)", metavar="STR", remote="stop"),
-        Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True),
-        Param("greedy", "bool", None, "always take the most likely token (no sampling)"),
+        Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True,
+              remote="stream"),
+        Param("greedy", "bool", None, "always take the most likely token (no sampling)", remote="temperature"),
+        Param("presence_penalty", "float", None, "remote models: > 0 steers away from tokens already used, toward new topics (-2 to 2)",
+              low=-2, high=2, local=False, remote="presence_penalty"),
+        Param("frequency_penalty", "float", None, "remote models: > 0 penalises tokens by how often they appeared (-2 to 2)",
+              low=-2, high=2, local=False, remote="frequency_penalty"),
+        Param("api", "choice", None, "remote models: chat (chat/completions, instruct models; the endpoint's default) or "
+              "completions (base models that continue the text)", choices=("chat", "completions"), metavar="NAME", local=False, remote=OURS),
     ),
 )
 
@@ -276,21 +303,28 @@ PAINT = Task(
         Param("guidance", "float", 7.5, "how closely to follow the prompt (CFG scale; 0-1 = off, as SD-Turbo wants)", low=0, high=50,
               hint="(0-1 = no guidance)", panel=Slider(0.0, 30.0, 0.5, "CFG scale"), a1111="CFG scale"),
         Param("width", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
-              panel=Slider(64, 2048, 8, "width"), a1111="Size"),
+              panel=Slider(64, 2048, 8, "width"), a1111="Size", remote="size"),
         Param("height", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
-              panel=Slider(64, 2048, 8, "height"), a1111="Size"),
-        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed"),
-        Param("n", "int", 1, "number of images (a batch, shown as one grid)", low=1, high=MAX_IMAGES, flags=("-n",), a1111="Batch size"),
+              panel=Slider(64, 2048, 8, "height"), a1111="Size", remote="size"),
+        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed", remote_extra="seed"),
+        Param("n", "int", 1, "number of images (a batch, shown as one grid)", low=1, high=MAX_IMAGES, flags=("-n",), a1111="Batch size",
+              remote="n"),
         Param("scheduler", "choice", "default", "euler, euler_a, dpm++, ddim, lcm (LCM models), or default (the model's own)",
               choices=("default", "euler", "euler_a", "dpm++", "ddim", "lcm"), metavar="NAME", a1111="Sampler"),
         Param("init", "image", None, "start from this image (image-to-image): a file, a URL, a variable, last or canvas",
-              metavar="IMAGE", config=False, a1111="Init image"),
+              metavar="IMAGE", config=False, a1111="Init image", remote="image"),
         Param("strength", "float", 0.75, "with --init: how much to repaint, in (0, 1] (default 0.75; 0.5 for Turbo models)",
               low=0, high=1, open_low=True, hint="(how much of the init image is repainted)",
               panel=Slider(0.01, 1.0, 0.01, "denoising strength"), a1111="Denoising strength", needs="init",
               needs_why="image-to-image"),
-        Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False),
-        Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos"),
+        Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
+              remote=OURS),
+        Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",
+              remote=OURS),
+        Param("quality", "choice", None, "remote models: standard or hd (dall-e-3); low, medium, high or auto (gpt-image-1)",
+              choices=("standard", "hd", "low", "medium", "high", "auto"), metavar="NAME", local=False, remote="quality", a1111="Quality"),
+        Param("style", "choice", None, "remote models: vivid or natural (dall-e-3)", choices=("vivid", "natural"), metavar="NAME",
+              local=False, remote="style", a1111="Style"),
     ),
 )
 

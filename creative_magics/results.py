@@ -128,7 +128,8 @@ class ImageResult:
         what = f"{count} image{'s' if count != 1 else ''}"
         if len(self.seeds) > 1:
             what += f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds == list(range(self.seeds[0], self.seeds[0] + len(self.seeds))) else f", seeds {self.seeds}"
-        head = f"<ImageResult {self.recipe.get('model')} seed={self.seeds[0] if self.seeds else self.recipe.get('seed')}"
+        seed = self.seeds[0] if self.seeds else self.recipe.get("seed")
+        head = f"<ImageResult {self.recipe.get('model')}" + (f" seed={seed}" if seed is not None else "")
         size = f" {params.get('width')}x{params.get('height')}" if params.get("width") else ""
         how = " image-to-image" if self.recipe.get("task") == "paint" and "init" in params else ""
         stopped = ""

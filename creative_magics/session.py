@@ -99,6 +99,8 @@ class Session:
         self._defaults = {}  # name -> provider(task) -> {param: value}, e.g. "panel"
         self._image_sources = {}  # name -> () -> image, e.g. "canvas"
         self._listeners = []  # callbacks told of each new result (the gallery)
+        self._remote = {}  # (endpoint, model) -> {"task", "calls", "last_used"}: the remote models used
+        self._warned = set()  # what was said once per session (plain http to an endpoint)
 
     def attach(self, settings):
         """Make `settings` (the CreativeMagics instance, once the extension loads) the live options."""
@@ -124,7 +126,8 @@ class Session:
 
     def resolve(self, task, ref=None):
         ref = ref or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
-        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile())
+        endpoints = tuple(getattr(self.settings, "endpoints", None) or ())
+        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile(), endpoints=endpoints)
 
     def aliases(self, task):
         """%config aliases, plus (for the text tasks) the fine-tuned models in the models folder; a
@@ -134,6 +137,37 @@ class Session:
             return aliases
         made = finetuned.aliases()
         return {**aliases, **made} if made else aliases
+
+    # -- remote models -------------------------------------------------------------------------
+
+    def count_remote(self, task, endpoint, model):
+        """Count a finished call of a remote model (for %creative models)."""
+        import time
+
+        with _lock:
+            row = self._remote.setdefault((endpoint, model), {"task": task, "calls": 0, "last_used": 0.0})
+            row["calls"] += 1
+            row["last_used"] = time.monotonic()
+
+    def remote_table(self):
+        """Rows for %creative models: endpoint, model, task, calls, last used (s ago), the latest first."""
+        import time
+
+        now = time.monotonic()
+        with _lock:
+            rows = [
+                {"endpoint": endpoint, "model": model, "task": row["task"], "calls": row["calls"], "last_used_s": round(now - row["last_used"], 1)}
+                for (endpoint, model), row in self._remote.items()
+            ]
+        return sorted(rows, key=lambda r: r["last_used_s"])
+
+    def warn_once(self, what):
+        """True the first time `what` is asked about in this session."""
+        with _lock:
+            if what in self._warned:
+                return False
+            self._warned.add(what)
+            return True
 
     def _load(self, spec, dtype):
         return load_model(spec, dtype, self.settings, resolve=self.resolve, warm=self.cache.warm)

@@ -100,6 +100,19 @@ class Settings(Configurable):
         "empty = download torchvision's published weights on first use, hash-checked.",
     ).tag(config=True)
 
+    # -- remote models (ENDPOINT:MODEL)
+    endpoints = Dict(
+        help="Remote OpenAI-compatible servers for -m ENDPOINT:MODEL: {name: {'base_url': 'http://127.0.0.1:8000/v1', "
+        "'api_key_env': 'MY_KEY'}}; optional keys: 'api' ('chat' or 'completions'), 'timeout' (seconds), 'extra_params' "
+        "(parameters it takes beyond OpenAI's API, e.g. ['top_k', 'min_p']). `openai` is built in (key: OPENAI_API_KEY). "
+        "The key itself never goes here: name the environment variable that holds it.",
+    ).tag(config=True)
+
+    remote_timeout = Float(
+        60.0,
+        help="Seconds to wait for a remote server's answer (and for each piece of a streamed one) before giving up.",
+    ).tag(config=True)
+
     trust_remote_code = Bool(
         False,
         help="Allow models that ship their own Python code. Off by default: it runs code from the hub.",
@@ -138,6 +151,22 @@ class Settings(Configurable):
     def _check_budget(self, proposal):
         if proposal["value"] < 0:
             raise TraitError(f"memory_budget_gb must be >= 0 (0 = automatic), not {proposal['value']}")
+        return proposal["value"]
+
+    @validate("endpoints")
+    def _check_endpoints(self, proposal):
+        from .remote import check_endpoints  # the one place that knows what an endpoint takes
+
+        try:
+            check_endpoints(proposal["value"])
+        except CreativeError as err:
+            raise TraitError(f"endpoints: {err}") from None
+        return proposal["value"]
+
+    @validate("remote_timeout")
+    def _check_remote_timeout(self, proposal):
+        if not proposal["value"] > 0:
+            raise TraitError(f"remote_timeout must be > 0 seconds, not {proposal['value']}")
         return proposal["value"]
 
     @validate("aliases")

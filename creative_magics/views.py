@@ -192,7 +192,7 @@ class StoryView(LiveView):
         self.printed = None
 
     def callbacks(self):
-        return {"on_text": self.update, "on_wait": self.waiting}
+        return {"on_text": self.update, "on_wait": self.waiting, "on_note": self.say}
 
     def update(self, result):
         if self.rich:
@@ -263,7 +263,7 @@ class ImageView(LiveView):
         return self.rich
 
     def callbacks(self):
-        return {"on_step": self.step, "on_preview": self.preview if self.wants_previews else None, "on_wait": self.waiting}
+        return {"on_step": self.step, "on_preview": self.preview if self.wants_previews else None, "on_wait": self.waiting, "on_note": self.say}
 
     def step(self, step, total, loss=None):
         now = time.monotonic()

@@ -205,6 +205,10 @@ CASES = [
     ("story-unknown-model", "story", "%%story -m nobody/no-such-model\nHi", "not in the local Hugging Face cache"),
     ("story-model-of-another-task", "story", "%%story -m sd-turbo\nHi", "'sd-turbo' is not a story model"),
     ("story-folder-without-a-model", "story", "%%story -m {files}/not-a-model\nHi", "is not a causal_lm model folder: it has no config.json"),
+    ("story-unknown-endpoint", "story", "%%story -m nowhere:some-model\nHi", "no endpoint named 'nowhere'; endpoints: openai"),
+    ("story-endpoint-without-model", "story", "%%story -m openai:\nHi", "names no model after the colon"),
+    ("story-remote-only-flag-on-local", "story", "%%story -m gpt2 --presence-penalty 0.5\nHi", "--presence-penalty is for remote models"),
+    ("story-api-on-local", "story", "%%story -m gpt2 --api completions\nHi", "--api is for remote models"),
     # %%paint: values, images, files, URLs, recipes, models
     ("paint-size-below-64", "paint", "%%paint --width 16\na fox", "--width must be a multiple of 8"),
     ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be a whole number from 1 to 500, not 0"),
@@ -224,6 +228,8 @@ CASES = [
     ("paint-unknown-scheduler", "paint", "%%paint --scheduler heun\na fox", "--scheduler must be default, euler, euler_a, dpm++, ddim or lcm, not 'heun'"),
     ("paint-model-is-an-image", "paint", "%%paint -m {files}/ok.png\na fox", "is not an alias, a local folder or a Hugging Face hub id"),
     ("paint-unknown-model", "paint", "%%paint -m nobody/no-such-model\na fox", "not in the local Hugging Face cache"),
+    ("paint-remote-only-flag-on-local", "paint", "%%paint --quality hd\na fox", "--quality is for remote models (ENDPOINT:MODEL)"),
+    ("paint-unknown-endpoint", "paint", "%%paint -m nowhere:dall-e-3\na fox", "no endpoint named 'nowhere'"),
     # %stylize / %%stylize
     ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "--size must be a whole number from 32 to 2048"),
     ("stylize-negative-style-weight", "stylize", "%stylize --content content --style style --style-weight -1", "style-weight must be >= 0"),
@@ -248,6 +254,7 @@ CASES = [
     ("compose-melody-fake-wav", "compose", f"%%compose -m musicgen-melody --melody {{files}}/tune.wav\n{DESCRIPTION}", "tune.wav' is not one; convert it"),
     ("compose-save-not-wav", "compose", f"%%compose --save {{files}}/song.mp3\n{DESCRIPTION}", "--save writes WAV files"),
     ("compose-model-of-another-task", "compose", f"%%compose -m sd15\n{DESCRIPTION}", "'sd15' is not a compose model"),
+    ("compose-remote-model", "compose", f"%%compose -m openai:gpt-4o-mini\n{DESCRIPTION}", "compose needs a local model"),
     # %%finetune / %finetune: data and values
     ("finetune-empty-data-file", "finetune", "%finetune mistake --base gpt2 --data {files}/empty.txt", "the training text is empty"),
     ("finetune-missing-data-file", "finetune", "%finetune mistake --base gpt2 --data {files}/missing.txt", "no file or folder"),
@@ -275,6 +282,10 @@ CASES = [
     ("config-story-defaults-typo", "config:story", "%config CreativeMagics.story_defaults = {'temprature': 0.5}", "story_defaults takes"),
     ("config-stylize-defaults-typo", "config:stylize", "%config CreativeMagics.stylize_defaults = {'sise': 64}", "stylize_defaults takes"),
     ("config-compose-defaults-typo", "config:compose", "%config CreativeMagics.compose_defaults = {'sconds': 3}", "compose_defaults takes"),
+    ("config-endpoints-holding-a-key", "config:story", "%config CreativeMagics.endpoints = {'x': {'base_url': 'http://h/v1', 'api_key': 'k'}}",
+     "never put the key itself here"),
+    ("config-endpoints-bad-url", "config:story", "%config CreativeMagics.endpoints = {'x': {'base_url': 'h:80'}}", "needs a 'base_url'"),
+    ("config-remote-timeout-0", "config:story", "%config CreativeMagics.remote_timeout = 0", "remote_timeout must be > 0"),
     ("config-finetune-defaults-typo", "config:finetune", "%config CreativeMagics.finetune_defaults = {'lora_rank': 4}", "finetune_defaults takes"),
 ]
 

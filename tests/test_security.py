@@ -438,8 +438,10 @@ def test_melodies_and_training_data_are_never_fetched_from_urls(server):
     assert _Routes.hits == []
 
 
-NETWORK_MODULES = {"urllib", "http", "socket", "requests", "httpx", "aiohttp", "urllib3", "ftplib"}
+NETWORK_MODULES = {"urllib", "http", "socket", "requests", "httpx", "aiohttp", "urllib3", "ftplib", "openai"}
 NETWORK_USERS = {
+    "remote.py": "remote endpoints (-m ENDPOINT:MODEL) through the openai client, under remote_timeout; keys from the "
+    "environment at call time, never shown (test_remote_secrets.py); socket only to tell a failed name lookup",
     "media.py": "IMAGE URLs: fetch_url, with the deadline, cap and content-type check above",
     "hub.py": "a TCP probe of the hub's host, with a 2 s deadline; fetches nothing",
     "loaders.py": "the hash-checked VGG19 download, under a socket read deadline (test_vgg_weights.py)",

@@ -458,3 +458,132 @@ def oom_message(values, offloading):
         f"out of GPU memory at {size} even with the other models evicted: try a smaller --width/--height{fewer}, "
         "or %config CreativeMagics.cpu_offload = True"
     )
+
+
+# -- remote models: an OpenAI-compatible server's images/generations and images/edits -----------------
+
+# OpenAI's image models that always answer in base64 and refuse a response_format field.
+ALWAYS_BASE64 = ("gpt-image-",)
+
+
+def paint_remote(connection, prompt, values, sources=None, *, model_name="", init=None, mask=None, on_step=None, on_note=None):
+    """Pictures for `prompt` from a remote server (`connection`, see remote.Connection) with merged values
+    it can use (tasks.usable). images/generations, or images/edits with an init image (and a mask,
+    white = repaint); the answer in base64 (`b64_json`). Returns an ImageResult whose images carry the
+    A1111-style recipe naming the endpoint and model. The server draws no seed, so none is recorded.
+
+    init: (PIL image, label, hash) as for paint(); mask: a PIL image, or None.
+    """
+    # 1. the prompt and the values
+    prompt = prompt.strip("\n")
+    if not prompt.strip():
+        raise CreativeError("the prompt is empty: write it in the cell body")
+    values, sources = dict(values), dict(sources or {})
+    check(values)
+    n = 1 if values.get("batch_pos") is not None else int(values.get("n") or 1)
+    width, height = values.get("width"), values.get("height")
+    if (width is None) != (height is None):
+        raise CreativeError("a remote model takes a whole size: give both --width and --height (e.g. 1024 and 1024), or neither")
+    if mask is not None and init is None:
+        raise CreativeError("--mask needs --init: the mask says which part of the init image to repaint")
+
+    # 2. the request: the API's fields the values stand for
+    fields = {"model": connection.model, "prompt": prompt}
+    if n > 1:
+        fields["n"] = n
+    if width is not None:
+        fields["size"] = f"{width}x{height}"
+    for name in ("quality", "style"):
+        if values.get(name) is not None:
+            fields[TASK[name].remote] = values[name]
+    beyond = {TASK[name].remote_extra: values[name] for name in connection.endpoint.extra_params
+              if name in TASK and TASK[name].remote_extra and values.get(name) is not None}
+    if beyond:
+        fields["extra_body"] = beyond
+    if not connection.model.startswith(ALWAYS_BASE64):
+        fields["response_format"] = "b64_json"
+    if on_step is not None:
+        on_step(0, 1)  # a live line while the server paints (one step: the server's)
+    if init is None:
+        what = "images/generations"
+        answer = connection.request(what, lambda client, auth: client.images.generate(**fields, **auth))
+    else:
+        from ..recipes import png_bytes
+
+        what = "images/edits"
+        fields["image"] = ("init.png", png_bytes(init[0].convert("RGBA"), compress_level=6), "image/png")
+        if mask is not None:
+            fields["mask"] = ("mask.png", png_bytes(_edit_mask(mask, init[0].size), compress_level=6), "image/png")
+        missing = (
+            f"endpoint {connection.endpoint.name!r} offers no images/edits for {connection.model!r}, "
+            "so --init (image-to-image) cannot be used with it; paint without --init, or use a local model"
+        )
+        answer = connection.request(what, lambda client, auth: client.images.edit(**fields, **auth), route=missing)
+
+    # 3. the images, each with its recipe
+    images, revised = _remote_images(answer, connection, what)
+    size = images[0].size
+    recipe_values = {"width": size[0], "height": size[1], "n": len(images)}
+    for name in ("quality", "style"):
+        if values.get(name) is not None:
+            recipe_values[name] = values[name]
+    if init is not None:
+        recipe_values["init"] = init[1]
+    used_sources = {name: sources.get(name, "server" if name in ("width", "height", "n") else "default") for name in recipe_values}
+    recipe = {
+        "task": "paint",
+        "model": model_name,
+        "endpoint": connection.endpoint.name,
+        "remote_model": connection.model,
+        "seed": None,
+        "prompt": prompt,
+        "params": recipe_values,
+        "sources": used_sources,
+    }
+    if init is not None and init[2]:
+        recipe["init_hash"] = init[2]
+    if any(revised):
+        recipe["revised_prompts"] = revised
+    texts = [recipe_text(recipe, batch_pos=i) for i in range(len(images))]
+    images = [with_recipe_text(image, text) for image, text in zip(images, texts)]
+    notes = []
+    if len(images) != n:
+        notes.append(f"{model_name} made {len(images)} image{'s' if len(images) != 1 else ''}, not the {n} asked for")
+    return ImageResult(images=images, recipe=recipe, seeds=[], prompt=prompt, steps_done=1, steps_total=1, notes=notes)
+
+
+def _edit_mask(mask, size):
+    """Our mask (white = repaint) as OpenAI's edits want it: transparent where to repaint, at the init's size."""
+    from PIL import Image, ImageOps
+
+    grey = mask.convert("L").resize(size, Image.Resampling.NEAREST)
+    rgba = Image.new("RGBA", size, (0, 0, 0, 255))
+    rgba.putalpha(ImageOps.invert(grey))
+    return rgba
+
+
+def _remote_images(answer, connection, what):
+    """(PIL images, revised prompts) from an images answer: `b64_json` (or a `url`, fetched with our limits)."""
+    import base64
+    import binascii
+
+    from ..media import fetch_url, open_bytes
+
+    data = getattr(answer, "data", None)
+    if isinstance(answer, (str, bytes)) or not isinstance(data, list) or not data:
+        raise CreativeError(connection.malformed(what))
+    images, revised = [], []
+    for index, item in enumerate(data):
+        encoded, url = getattr(item, "b64_json", None), getattr(item, "url", None)
+        try:
+            raw = base64.b64decode(encoded, validate=True) if encoded else fetch_url(url) if url else None
+        except (binascii.Error, ValueError, TypeError):
+            raw = None
+        if raw is None:
+            raise CreativeError(connection.malformed(what, f"image {index + 1} has no readable b64_json"))
+        try:
+            images.append(open_bytes(raw, f"image {index + 1} from {connection.label}"))
+        except CreativeError as err:
+            raise CreativeError(connection.malformed(what, err)) from None
+        revised.append(getattr(item, "revised_prompt", None))
+    return images, revised
