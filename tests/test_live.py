@@ -171,7 +171,7 @@ def test_live_magic_runs_again_on_every_stroke_and_keeps_the_full_frame(ip, run,
 def test_previews_run_at_the_preview_size(ip, drawing, monkeypatch):
     from creative_magics.widgets import live as live_module
 
-    monkeypatch.setattr(live_module, "PREVIEW_SIZE", 32)
+    monkeypatch.setattr(live_module, "PREVIEW_SIZE", {"cpu": 32, "gpu": 32})
     creative_magics.stylize("photo", "canvas", method="adain", size=64, live=True)
     live = fast(drawing)
     sizes = []

@@ -20,7 +20,9 @@ from .. import params as declared
 from ..errors import CreativeError
 from ..session import Call
 
-PREVIEW_SIZE = 256  # longer side of the frames shown while drawing
+# Longer side of the frames shown while drawing: a full-size VGG19 encoder and decoder take ~1 s for a
+# 128 px frame on a 2-core CPU (benchmarks/bench_feedforward.py), a few ms for 256 px on a GPU.
+PREVIEW_SIZE = {"cpu": 128, "gpu": 256}
 SETTLE_S = 0.6  # strokes stopped this long: the frame at full size
 PREVIEW_EVERY_S = 1.0  # while drawing, previews start at most this often
 
@@ -129,6 +131,15 @@ class LiveScheduler:
 # -- binding a %stylize call to the canvas ---------------------------------------------------------------
 
 
+def preview_size(device=None):
+    """The preview size on `device` (default: where the models run now)."""
+    from .. import devices
+    from ..session import current
+
+    device = device or devices.resolve_device(current().settings.device)
+    return PREVIEW_SIZE["cpu" if device == "cpu" else "gpu"]
+
+
 def uses_canvas(content, style):
     styles = style if isinstance(style, (list, tuple)) else [style]
     return any(isinstance(ref, str) and ref.strip() == "canvas" for ref in [content, *styles])
@@ -169,7 +180,7 @@ class LiveStylizer:
         self.canvas = canvas
         self.call = live_call(call)
         size = self.call.given.get("size") or declared.STYLIZE["size"].default
-        self.preview_size = min(PREVIEW_SIZE, size)
+        self.preview_size = min(preview_size(), size)
         self.frames = 0
         self.previews = 0
         self.last_result = None
