@@ -374,6 +374,7 @@ def stylize(content=None, style=None, *, prompt=None, recipe=None, on_step=None,
     # 2. values, checked before anything loads
     values, sources = _merge(session, "stylize", given, _given_as, recipe_values, _above)
     values = {name: value for name, value in values.items() if not declared.STYLIZE[name].methods or method in declared.STYLIZE[name].methods}
+    values = _model_for_method(session, method, values, sources, keep=(_given_as, "recipe"))
     task.check(values)
     # 3. references, then the model once
     content_image, content_label = refs.image(content, _namespace, what="content image")
@@ -415,6 +416,21 @@ def stylize(content=None, style=None, *, prompt=None, recipe=None, on_step=None,
     )
     # 5. remember (live previews are not kept: only the frame drawn when the person stops)
     return session.remember(result, call) if _remember else result
+
+
+def _model_for_method(session, method, values, sources, keep):
+    """The methods run different networks: a model from the panel or %config that is not one of this
+    method's is left out (the caller's own, or a recipe's, is said wrong in one line instead)."""
+    from .errors import ModelNotAvailable
+
+    model = values.get("model")
+    if model is None or sources.get("model") in keep:
+        return values
+    try:
+        session.resolve("stylize", model, method=method)
+    except ModelNotAvailable:
+        return {name: value for name, value in values.items() if name != "model"}
+    return values
 
 
 def _painter(styles, namespace):

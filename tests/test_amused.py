@@ -122,3 +122,18 @@ def test_only_amuseds_own_scheduler_and_progress_is_reported(ip, run):
 def test_the_panel_shows_amuseds_defaults(ip):
     values = creative_magics.api.model_defaults("paint", "amused-512")
     assert (values["steps"], values["guidance"], values["width"], values["height"]) == (12, 10.0, 512, 512)
+
+
+def test_the_tiny_amused_builds_the_same_bytes_every_time_in_the_hub_layout(tmp_path):
+    from pathlib import Path
+
+    from creative_magics.tiny import amused
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        amused.build(str(folder))
+    files = lambda folder: {p.relative_to(folder).as_posix(): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+    assert files(first) == files(second)
+    assert {"model_index.json", "vqvae/diffusion_pytorch_model.safetensors", "transformer/diffusion_pytorch_model.safetensors",
+            "text_encoder/model.safetensors", "scheduler/scheduler_config.json"} <= set(files(first))
+    assert '"AmusedPipeline"' in (first / "model_index.json").read_text()

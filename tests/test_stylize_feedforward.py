@@ -294,3 +294,26 @@ def test_a_recipe_whose_image_changed_is_refused(ip, images):
     objects = creative_magics.stylize(noise(1), noise(2), method="adain", size=32)
     with pytest.raises(creative_magics.errors.CreativeError, match="restyled an image object it cannot name"):
         creative_magics.stylize(recipe=objects.recipe)
+
+
+@pytest.mark.parametrize("build", ["adain", "cyclegan"])
+def test_the_tiny_networks_build_the_same_bytes_every_time_in_the_published_names(tmp_path, build):
+    from pathlib import Path
+
+    from creative_magics.tiny import adain as tiny_adain
+    from creative_magics.tiny import cyclegan as tiny_cyclegan
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        tiny_adain.build(str(folder)) if build == "adain" else tiny_cyclegan.build(str(folder), "cezanne")
+    files = lambda folder: {p.name: p.read_bytes() for p in Path(folder).iterdir()}
+    assert files(first) == files(second)
+    from safetensors.torch import load_file
+
+    if build == "adain":
+        assert set(files(first)) == {"vgg_normalised.safetensors", "decoder.safetensors", "config.json"}
+        assert "29.weight" in load_file(str(first / "vgg_normalised.safetensors")) and "28.weight" in load_file(str(first / "decoder.safetensors"))
+    else:
+        state = load_file(str(first / "model.safetensors"))
+        assert "model.26.weight" in state and "model.18.conv_block.5.weight" in state

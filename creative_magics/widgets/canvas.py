@@ -8,6 +8,10 @@ ipycanvas cannot hand pixels back to the kernel without a browser, so the stroke
 in Python, and rendered with PIL. While a stroke is drawn the browser shows quick line segments;
 when it ends, the PIL rendering is sent to the browser (lossless RGBA), so what the page shows is
 exactly what `to_image()` returns.
+
+Live AdaIN (widgets/live.py): after `%stylize --method adain ... --style canvas --live` (or with the
+"live AdaIN" toggle after such a call) every change of the drawing runs that call again, and the
+frames show beside the drawing. `on_change(callback)` tells others of each change too.
 """
 
 import argparse
