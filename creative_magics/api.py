@@ -41,6 +41,8 @@ def _recipe_values(recipe, task):
     """The values a recipe holds, as a layer below the caller's own: its params, model and seed."""
     if not isinstance(recipe, dict) or recipe.get("task") != task:
         hint = " (read one from a PNG with creative_magics.read_recipe)" if task == "paint" else ""
+        if task == "stylize" and isinstance(recipe, dict) and recipe.get("task") == "paint":
+            hint = " (--method img2img makes paint recipes: run it again with %paint --recipe)"
         raise CreativeError(f"that is not a {task} recipe{hint}")
     values = dict(recipe.get("params", {}))
     for key in ("model", "seed", "system"):

@@ -317,3 +317,9 @@ def test_the_tiny_networks_build_the_same_bytes_every_time_in_the_published_name
     else:
         state = load_file(str(first / "model.safetensors"))
         assert "model.26.weight" in state and "model.18.conv_block.5.weight" in state
+
+
+def test_an_img2img_recipe_points_to_paint(ip, run, images):
+    result = creative_magics.stylize("content", prompt="a watercolor", method="img2img", steps=2, strength=0.5, seed=1)
+    ip.user_ns["water"] = result
+    assert_one_line_error(run("%stylize --recipe water"), "not a stylize recipe (--method img2img makes paint recipes: run it again with %paint --recipe)")
