@@ -231,3 +231,18 @@ def test_live_mistakes_are_one_line_before_anything_runs(ip, run, drawing, line,
 def test_live_from_the_python_api_without_the_canvas_is_one_line(ip):
     with pytest.raises(creative_magics.errors.CreativeError, match="live=True runs again on every canvas stroke"):
         creative_magics.api.stylize(landscape(), "canvas", method="adain", live=True)
+
+
+def test_live_runs_a_recipe_again_as_the_canvas_changes(ip, run, drawing):
+    """A recipe names `canvas` and holds the drawing's fingerprint of its moment; live runs it again with
+    the canvas as it is now, stroke after stroke."""
+    drawing.draw([(2, 2), (60, 60)], color="teal", size=10)
+    ip.user_ns["made"] = creative_magics.stylize("photo", "canvas", method="adain", size=32)
+    ran = run("%stylize --recipe made --live -o again")
+    assert ran.ok, ran.err
+    assert drawing.live is not None
+    live = fast(drawing)
+    drawing.draw([(60, 2), (2, 60)], color="gold", size=10)
+    assert live.wait(60) and live.last_error is None
+    assert live.last_result.recipe["style_hash"] != ip.user_ns["made"].recipe["style_hash"]
+    assert live.last_result.image.size == (32, 32)

@@ -350,9 +350,9 @@ class StyleCanvas(widgets.VBox):
 
     def go_live(self, call):
         """Run `call` (%stylize --method adain with canvas as an input) again on every change, showing each frame here."""
-        from .live import LiveStylizer, check
+        from .live import LiveStylizer, check, described
 
-        check(call.given.get("method"), call.inputs.get("content"), call.inputs.get("style"), call.inputs.get("recipe"))
+        check(*described(call))
         if self.live is not None:
             self.live.stop()
         self.live = LiveStylizer(self, call)
@@ -401,11 +401,10 @@ class StyleCanvas(widgets.VBox):
         if not change["new"]:
             self.stop_live()
             return
-        from .live import uses_canvas
+        from .live import usable
 
         call = self.session.last_call("stylize")
-        usable = call is not None and call.given.get("method") == "adain" and uses_canvas(call.inputs.get("content"), call.inputs.get("style"))
-        if not usable:
+        if not usable(call):
             with self._quiet_toggle():
                 self.live_toggle.value = False
             self.live_status.value = (
@@ -503,9 +502,10 @@ class StyleCanvas(widgets.VBox):
 
     def close(self):
         self._closed = True
-        if getattr(self, "live", None) is not None:  # (a canvas refused in __init__ has none)
+        if getattr(self, "live", None) is not None:  # (a canvas refused in __init__ has neither)
             self.live.stop()
-        self.session.remove_image_source("canvas", self.to_image)
+        if getattr(self, "session", None) is not None:
+            self.session.remove_image_source("canvas", self.to_image)
         super().close()
 
     @property

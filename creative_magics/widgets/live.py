@@ -159,10 +159,29 @@ def check(method, content, style, recipe=None):
         raise CreativeError("--live runs again on every stroke of the style canvas: give canvas as --style (or --content)")
 
 
+def described(call):
+    """(method, content, style) of a %stylize call, a recipe it re-ran filling in what it did not give."""
+    recipe = call.inputs.get("recipe") if isinstance(call.inputs.get("recipe"), dict) else {}
+    content = call.inputs.get("content") if call.inputs.get("content") is not None else recipe.get("content")
+    style = call.inputs.get("style") if call.inputs.get("style") is not None else recipe.get("style")
+    return call.given.get("method") or recipe.get("method") or "gatys", content, style
+
+
+def usable(call):
+    """Whether live mode can run `call` again on canvas strokes."""
+    if call is None or call.task != "stylize":
+        return False
+    method, content, style = described(call)
+    return method in declared.STYLIZE["live"].methods and uses_canvas(content, style)
+
+
 def live_call(call):
     """The call live runs make: the same, with `last` taken once now (a live frame becomes `last` and would
-    otherwise be restyled again and again)."""
+    otherwise be restyled again and again), and a re-run recipe's images by name without their old
+    fingerprints (the canvas changes with every stroke: that is the point)."""
     inputs = dict(call.inputs)
+    if isinstance(inputs.get("recipe"), dict):
+        inputs["recipe"] = {k: v for k, v in inputs["recipe"].items() if k not in ("content_hash", "style_hash")}
     for key in ("content", "style"):
         value = inputs.get(key)
         values = value if isinstance(value, (list, tuple)) else [value]
