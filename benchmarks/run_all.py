@@ -28,6 +28,7 @@ BENCHMARKS = {
     "story": ("bench_story.py", []),
     "paint": ("bench_paint.py", ["--threads", "1"]),
     "stylize": ("bench_stylize.py", []),
+    "feedforward": ("bench_feedforward.py", ["--gatys-steps", "30"]),  # every L-BFGS iteration does the same work: 30 timed, scaled to 300
     "compose": ("bench_compose.py", []),
     "finetune": ("bench_finetune.py", []),
     "remote": ("bench_remote.py", []),

@@ -42,6 +42,8 @@ def _recipe_values(recipe, task):
     """The values a recipe holds, as a layer below the caller's own: its params, model and seed."""
     if not isinstance(recipe, dict) or recipe.get("task") != task:
         hint = " (read one from a PNG with creative_magics.read_recipe)" if task == "paint" else ""
+        if task == "stylize" and isinstance(recipe, dict) and recipe.get("task") == "paint":
+            hint = " (--method img2img makes paint recipes: run it again with %paint --recipe)"
         raise CreativeError(f"that is not a {task} recipe{hint}")
     values = dict(recipe.get("params", {}))
     for key in ("model", "seed", "system"):
@@ -398,23 +400,37 @@ def finetune(name, data=None, *, overwrite=False, on_progress=None, on_wait=None
 # -- %%stylize -------------------------------------------------------------------------------
 
 
-def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=None, on_wait=None, on_note=None, _given_as="argument",
-            _above=None, _namespace=None, _output=None, **params):
+def stylize(content=None, style=None, *, prompt=None, recipe=None, on_step=None, on_preview=None, on_wait=None, on_note=None,
+            _given_as="argument", _above=None, _namespace=None, _output=None, _remember=True, **params):
     """Restyle the `content` image; returns an ImageResult (`.image`, `.images`, `.recipe`).
 
     method="gatys" (default): neural style transfer after `style` (an IMAGE, or a list of them, blended
-    by weights) on VGG19. method="img2img": `prompt` describes the style ("a watercolor painting"); the
+    by weights) on VGG19. method="adain": the same after any style image(s), in one pass (Huang &
+    Belongie). method="cyclegan": `style` is a painter, "monet", "vangogh", "cezanne" or "ukiyoe" (Zhu et
+    al.'s generators). method="img2img": `prompt` describes the style ("a watercolor painting"); the
     content image is repainted by the %%paint image-to-image pipeline (model = a paint model) and the
     result carries a paint recipe. An IMAGE is a file path, an http(s) URL, a PIL image, a numpy array,
-    a result, `last` or `canvas`. Parameters (each says which method uses it):
+    a result, `last` or `canvas`. `recipe=` re-runs a stylize recipe (its method, model, images and
+    values; arguments win). Parameters (each says which method uses it):
     """
     from .tasks import stylize as task
 
     session = current()
     given = _given("stylize", params)
-    call = Call("stylize", {"content": content, "style": style, "prompt": prompt}, dict(given), _given_as, _namespace, _output)
-    method = given.pop("method", None) or "gatys"
+    live = given.pop("live", None)
+    declared.STYLIZE["live"].check(live)
+    if live:
+        raise CreativeError("live=True runs again on every canvas stroke: use %stylize ... --live, or creative_magics.stylize(..., live=True)")
+    call = Call("stylize", {"content": content, "style": style, "prompt": prompt, "recipe": recipe}, dict(given), _given_as, _namespace, _output)
+    # 1. the method, and what a recipe gives: its values, its images (by name), its method
+    recipe_values, recipe_images = {}, None
+    if recipe is not None:
+        recipe_values = _recipe_values(recipe, "stylize")
+        recipe_images = _recipe_images(recipe, content, style)
+    method = given.pop("method", None) or (recipe.get("method") if isinstance(recipe, dict) else None) or "gatys"
     declared.STYLIZE["method"].check(method)
+    if recipe_images is not None:
+        content, style = recipe_images["content"], recipe_images["style"]
     if content is None or (isinstance(content, str) and not content.strip()):
         raise CreativeError("no content image: give --content IMAGE (a file, a URL, a variable, `last` or `canvas`)")
     task.check_method(method, given)
@@ -422,18 +438,35 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
         return _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, _given_as, _above, _namespace,
                                 on_note)
     if prompt and str(prompt).strip():
-        raise CreativeError("a text style needs --method img2img; the gatys method takes its style from --style images")
-    styles = style if isinstance(style, (list, tuple)) else ([] if style is None else [style])
+        raise CreativeError(f"a text style needs --method img2img; the {method} method takes its style from --style")
+    styles = list(style) if isinstance(style, (list, tuple)) else ([] if style is None else [style])
+    painter = _painter(styles, _namespace) if method == "cyclegan" else None
+    if method == "adain":
+        _refuse_painters(styles, _namespace)
     if not styles:
         raise CreativeError("no style image: give --style IMAGE (a file, a URL, a variable, `last` or `canvas`)")
-    values, sources = _merge(session, "stylize", given, _given_as, above=_above)
+    if method == "cyclegan" and recipe_images is not None and style is not recipe_images.get("recipe_style"):
+        recipe_values.pop("model", None)  # a painter given anew: its own generator, not the recipe's
+    # 2. values, checked before anything loads
+    values, sources = _merge(session, "stylize", given, _given_as, recipe_values, _above)
     values = {name: value for name, value in values.items() if not declared.STYLIZE[name].methods or method in declared.STYLIZE[name].methods}
+    values = _model_for_method(session, method, values, sources, keep=(_given_as, "recipe"))
     task.check(values)
+    # 3. references, then the model once
     content_image, content_label = refs.image(content, _namespace, what="content image")
-    resolved = [refs.image(s, _namespace, what="style image") for s in styles]
+    if recipe_images is not None:
+        _same_as_recipe(recipe, "content", content, content_image)
+    resolved = []
+    if method != "cyclegan":
+        resolved = [refs.image(s, _namespace, what="style image") for s in styles]
+        if recipe_images is not None:
+            for index, (image, _) in enumerate(resolved):
+                _same_as_recipe(recipe, "style", styles[index], image, index)
     labels = {"content": content_label, "style": [label for _, label in resolved]}
-    spec = session.resolve("stylize", values.get("model"))
+    default_model = f"cyclegan-{painter}" if method == "cyclegan" else None
+    spec = session.resolve("stylize", values.get("model") or default_model, method=method)
     name = values.get("model") or spec.name
+    style_images = [image for image, _ in resolved]
 
     def progress(step, steps, loss, preview):
         if on_step is not None:
@@ -441,16 +474,105 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
         if preview is not None and on_preview is not None:
             on_preview([preview], step, steps)
 
+    def work(net):
+        if method == "adain":
+            return task.adain(net, content_image, style_images, values, sources, name, labels, progress)
+        if method == "cyclegan":
+            return task.cyclegan(net, content_image, painter, values, sources, name, content_label, progress)
+        return task.stylize(net, content_image, style_images, values, sources, name, labels, progress)
+
+    # 4. run
     result = _run(
-        session, "stylize", spec,
-        lambda net: task.stylize(net, content_image, [image for image, _ in resolved], values, sources, name, labels, progress),
+        session, "stylize", spec, work,
         lambda: (
             f"out of GPU memory at --size {_shown(values, 'stylize', 'size')} even with the other models evicted: "
             "try a smaller --size, or %creative device cpu"
         ),
         on_wait,
     )
-    return session.remember(result, call)
+    # 5. remember (live previews are not kept: only the frame drawn when the person stops)
+    return session.remember(result, call) if _remember else result
+
+
+def _model_for_method(session, method, values, sources, keep):
+    """The methods run different networks: a model from the panel or %config that is not one of this
+    method's is left out (the caller's own, or a recipe's, is said wrong in one line instead)."""
+    from .errors import ModelNotAvailable
+
+    model = values.get("model")
+    if model is None or sources.get("model") in keep:
+        return values
+    try:
+        session.resolve("stylize", model, method=method)
+    except ModelNotAvailable:
+        return {name: value for name, value in values.items() if name != "model"}
+    return values
+
+
+def _painter(styles, namespace):
+    """The painter of a cyclegan call: one --style that names one (a painter name wins over a variable of that name)."""
+    from .nets.layers import PAINTERS
+
+    painters = ", ".join(PAINTERS)
+    if not styles:
+        raise CreativeError(f"no painter: give --style {painters.replace(', ', '|')}")
+    if len(styles) > 1:
+        raise CreativeError(f"--method cyclegan paints after one painter: give one --style ({painters})")
+    given = styles[0]
+    if isinstance(given, str) and given.strip() in PAINTERS:
+        return given.strip()
+    if not isinstance(given, str) or refs.names_an_image(given, namespace):
+        raise CreativeError(f"--method cyclegan takes a painter, not a style image: --style {painters} (any style image: --method adain)")
+    raise CreativeError(f"unknown painter {given!r}: --method cyclegan paints as {painters}")
+
+
+def _refuse_painters(styles, namespace):
+    """A painter's name given to adain (and naming no image here) is a mix-up of the two methods: one line."""
+    from .nets.layers import PAINTERS
+
+    for each in styles:
+        if isinstance(each, str) and each.strip() in PAINTERS and not refs.names_an_image(each, namespace):
+            raise CreativeError(
+                f"--style {each.strip()} is a CycleGAN painter, not a style image: use --method cyclegan --style {each.strip()}, "
+                "or give adain an image"
+            )
+
+
+def _recipe_images(recipe, content, style):
+    """The content and style a recipe re-runs with: those given, else the ones it names (an image object it
+    could not name must be passed again)."""
+    out = {"content": content, "style": style}
+    if content is None:
+        label = recipe.get("content")
+        if label is None:
+            raise CreativeError("this recipe restyled an image object it cannot name: pass that image with --content")
+        out["content"] = label
+    if style is None:
+        labels = list(recipe.get("style") or [])
+        if not labels or any(label is None for label in labels):
+            raise CreativeError("this recipe's style is an image object it cannot name: pass that image with --style")
+        out["style"] = out["recipe_style"] = labels
+    return out
+
+
+def _same_as_recipe(recipe, what, ref, image, index=None):
+    """An image taken by its name from a recipe must be the one the recipe used (its pixels' hash)."""
+    from . import media
+
+    if what == "content":
+        if ref != recipe.get("content") or not recipe.get("content_hash"):
+            return
+        expected = recipe["content_hash"]
+    else:
+        hashes = recipe.get("style_hash") or []
+        if index >= len(hashes) or ref != (recipe.get("style") or [None] * (index + 1))[index]:
+            return
+        expected = hashes[index]
+    found = media.image_hash(image)
+    if found != expected:
+        raise CreativeError(
+            f"the {what} image {ref!r} is not the one this recipe used (hash {found}, recipe {expected}): pass the original with --{what}"
+        )
 
 
 def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, given_as, above, namespace, on_note=None):

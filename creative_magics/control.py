@@ -70,7 +70,7 @@ def aligned(headers, rows, right=()):
 
 def _aliases(magics, *rest):
     from . import finetuned
-    from .models import BUILTIN_ALIASES, DEFAULT_MODELS, TASK_FAMILY
+    from .models import BUILTIN_ALIASES, DEFAULT_MODELS, METHOD_FAMILY, OWN_NETWORKS, TASK_FAMILY
     from .session import current
 
     tasks = rest or sorted(DEFAULT_MODELS)
@@ -83,7 +83,8 @@ def _aliases(magics, *rest):
         rows = [
             (name, alias.tiny if profile == "tiny" else alias.source, alias.note)
             for name, alias in sorted(BUILTIN_ALIASES.items())
-            if alias.family == TASK_FAMILY[task]
+            # %stylize's methods each run their own network (gatys VGG19, adain, cyclegan's painters)
+            if alias.family == TASK_FAMILY[task] or (task == "stylize" and alias.family in OWN_NETWORKS and alias.family in METHOD_FAMILY.values())
         ]
         if task == "story":  # fine-tuned models adapt the story model
             rows += [(name, finetuned.describe(data), "(fine-tuned)") for name, data in finetuned.registered().items()]

@@ -173,25 +173,42 @@ class CreativeMagics(Magics, Settings):
     @declared_flags(
         "stylize",
         argument("--content", metavar="IMAGE", help="the image to restyle: a file, a URL, a variable, last or canvas"),
-        argument("--style", metavar="IMAGE", nargs="+", action="extend", help="style image(s); several blend (see --style-blend)"),
+        argument("--style", metavar="IMAGE", nargs="+", action="extend",
+                 help="style image(s), several blend (see --style-blend); for --method cyclegan a painter: monet, vangogh, cezanne or ukiyoe"),
+        _RECIPE,
         _output(".image, .images, .recipe"),
     )
     @line_cell_magic
     @user_errors
     def stylize(self, line, cell=None):
-        """Restyle --content after --style images (Gatys), or after a text style in the cell body (--method img2img).
-        Without a text style use the line form, `%stylize --content A --style B`."""
+        """Restyle --content after --style images (Gatys; AdaIN in one pass), as a painter (CycleGAN), or after a
+        text style in the cell body (--method img2img). Without a text style use the line form,
+        `%stylize --content A --style B`. With --live (AdaIN) every stroke on the style canvas runs it again."""
         from . import api
         from .views import ImageView
 
         args = parse_flags(self.stylize, line)
         output = _name(args.output) if args.output else None
+        recipe = self._recipe(args)
         prompt = self._prompt(cell) if cell and cell.strip() else None
+        values = given_values("stylize", args)
+        live = values.pop("live", None)
+        if live:
+            from .widgets import live as live_mode
+
+            live_mode.check(values.get("method"), args.content, args.style, recipe)
         call = lambda **shown: api.stylize(
-            args.content, args.style, prompt=prompt, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown,
-            **given_values("stylize", args),
+            args.content, args.style, prompt=prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output,
+            **shown, **values,
         )
         self._run("stylize", ImageView(label="stylize"), call, output)
+        if live:
+            from IPython.display import display
+
+            from .session import current
+            from .widgets.canvas import start_live
+
+            display(start_live(current().last_call("stylize")))
 
     # -- %%compose ----------------------------------------------------------------------
 

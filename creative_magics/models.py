@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ModelNotAvailable
+from .nets.layers import PAINTERS
 
 # Which loader serves which task: finetune adapts the story model, so they share one.
 TASK_FAMILY = {
@@ -18,6 +19,11 @@ TASK_FAMILY = {
     "stylize": "vgg",
     "compose": "musicgen",
 }
+
+# %stylize's methods each run a network of their own; img2img runs a paint model.
+METHOD_FAMILY = {"gatys": "vgg", "adain": "adain", "cyclegan": "cyclegan", "img2img": "diffusion"}
+# Weights our own networks load from files (downloaded, local or tiny), not from_pretrained folders.
+OWN_NETWORKS = ("vgg", "adain", "cyclegan")
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,16 @@ BUILTIN_ALIASES = {
     "sdxl-turbo": Alias("diffusion", "stabilityai/sdxl-turbo", "tiny-sd", "SDXL-Turbo, 1-4 steps at 512 px"),
     "sd15": Alias("diffusion", "stable-diffusion-v1-5/stable-diffusion-v1-5", "tiny-sd", "Stable Diffusion 1.5"),
     "sdxl": Alias("diffusion", "stabilityai/stable-diffusion-xl-base-1.0", "tiny-sd", "Stable Diffusion XL base"),
+    "amused-256": Alias("diffusion", "amused/amused-256", "tiny-amused", "aMUSEd 256 px: VQGAN tokens, MUSE-style, 12 steps"),
+    "amused-512": Alias("diffusion", "amused/amused-512", "tiny-amused", "aMUSEd 512 px: VQGAN tokens, MUSE-style, 12 steps"),
     # stylize
     "vgg19": Alias("vgg", "torchvision:vgg19", "tiny-vgg19", "VGG19 features, torchvision's ImageNet weights"),
+    "adain": Alias("adain", "download:adain", "tiny-adain", "AdaIN encoder + decoder (Huang & Belongie 2017), pytorch-AdaIN's release"),
+    **{
+        f"cyclegan-{painter}": Alias("cyclegan", f"download:cyclegan-{painter}", f"tiny-cyclegan-{painter}",
+                                     f"CycleGAN photo -> {painter} generator (Zhu et al. 2017)")
+        for painter in PAINTERS
+    },
     # compose
     "musicgen-small": Alias("musicgen", "facebook/musicgen-small", "tiny-musicgen", "MusicGen 300M"),
     "musicgen-medium": Alias("musicgen", "facebook/musicgen-medium", "tiny-musicgen", "MusicGen 1.5B"),
@@ -55,6 +69,8 @@ BUILTIN_ALIASES = {
 
 # The model each task uses when none is named.
 DEFAULT_MODELS = {"story": "smollm2", "paint": "sd-turbo", "stylize": "vgg19", "compose": "musicgen-small"}
+# %stylize's default network per method (cyclegan's comes from the painter: cyclegan-<painter>).
+METHOD_MODELS = {"gatys": "vgg19", "adain": "adain"}
 
 # The tasks a remote OpenAI-compatible server can do: ENDPOINT:MODEL writes through chat/completions or
 # completions, and paints through images/generations.
@@ -67,6 +83,9 @@ TINY_FAMILY = {
     "tiny-chat": "causal_lm",
     "tiny-sd": "diffusion",
     "tiny-vgg19": "vgg",
+    "tiny-adain": "adain",
+    **{f"tiny-cyclegan-{painter}": "cyclegan" for painter in PAINTERS},
+    "tiny-amused": "diffusion",
     "tiny-musicgen": "musicgen",
     "tiny-musicgen-melody": "musicgen",
 }
@@ -80,7 +99,7 @@ class ModelSpec:
 
     name: str
     family: str
-    kind: str  # "hub" | "local" | "tiny" | "torchvision" | "adapter" (a LoRA folder) | "remote" (source: ENDPOINT:MODEL)
+    kind: str  # "hub" | "local" | "tiny" | "torchvision" | "download" (published weights files) | "adapter" (a LoRA folder) | "remote" (source: ENDPOINT:MODEL)
     source: str
 
     @property
@@ -120,13 +139,15 @@ def remote_ref(ref, endpoints=()):
     )
 
 
-def resolve(task, ref, *, aliases=None, profile="default", endpoints=()):
+def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=None):
     """Resolve `ref` (alias, tiny name, local folder, hub id or ENDPOINT:MODEL) for `task` under an effective profile.
 
     `profile` is `default` or `tiny` here; `auto` is decided by the session before calling. `endpoints`:
-    the names of the configured remote endpoints (besides the built-in `openai`).
+    the names of the configured remote endpoints (besides the built-in `openai`). `method` (%stylize's)
+    picks the family of network that method runs.
     """
-    family = family_of(task)
+    family = METHOD_FAMILY[method] if method else family_of(task)
+    task = f"{task} --method {method}" if method and method != "gatys" else task
     ref = str(ref).strip()
     if not ref:
         raise ModelNotAvailable(f"no model given; {task} models: {', '.join(_names_for(family))}")
@@ -150,19 +171,22 @@ def resolve(task, ref, *, aliases=None, profile="default", endpoints=()):
         alias = BUILTIN_ALIASES[ref]
         if profile == "tiny":
             return _checked(ModelSpec(name, alias.family, "tiny", alias.tiny), family, task)
-        kind = "torchvision" if alias.source.startswith("torchvision:") else "hub"
+        kind = alias.source.split(":")[0] if alias.source.startswith(("torchvision:", "download:")) else "hub"
         return _checked(ModelSpec(name, alias.family, kind, alias.source), family, task)
     path = os.path.expanduser(ref)
     if os.path.isdir(path):
         if family == "causal_lm" and os.path.isfile(os.path.join(path, "adapter_config.json")):
             return ModelSpec(name, family, "adapter", os.path.abspath(path))  # -- %%finetune: a LoRA folder
         return ModelSpec(name, family, "local", os.path.abspath(path))
-    if os.path.isfile(path) and family == "vgg":
+    if os.path.isfile(path) and family in ("vgg", "cyclegan"):  # a weights file
         return ModelSpec(name, family, "local", os.path.abspath(path))
     if ref.startswith((".", "/", "~")) or os.sep in ref.replace("/", "") or not _HUB_ID.match(ref) or ".." in ref:
         raise ModelNotAvailable(
             f"model {name!r} is not an alias, a local folder or a Hugging Face hub id; {task} aliases: {', '.join(_names_for(family))}"
         )
+    if family in ("adain", "cyclegan"):  # our own networks load weights files, never a hub repository
+        what = "a folder holding vgg_normalised.pth and decoder.pth" if family == "adain" else "a generator .pth file or a folder"
+        raise ModelNotAvailable(f"model {name!r} is not an alias or {what}; {task} aliases: {', '.join(_names_for(family))}")
     return ModelSpec(name, family, "hub", ref)
 
 

@@ -331,14 +331,22 @@ PAINT = Task(
 STYLIZE = Task(
     "stylize",
     (
-        Param("method", "choice", "gatys", "gatys (neural style transfer on VGG19, the default) or img2img (a text style in the cell body)",
-              choices=("gatys", "img2img"), metavar="NAME"),
-        Param("model", "model", None, "gatys: VGG19 weights (default vgg19); img2img: a paint model (default sd-turbo)",
+        Param("method", "choice", "gatys",
+              "gatys (neural style transfer on VGG19, the default), adain (any style image in one pass), cyclegan (a painter: "
+              "--style monet, vangogh, cezanne or ukiyoe) or img2img (a text style in the cell body)",
+              choices=("gatys", "adain", "cyclegan", "img2img"), metavar="NAME"),
+        Param("model", "model", None,
+              "gatys: VGG19 weights (default vgg19); adain: a folder with vgg_normalised.pth and decoder.pth (default adain); "
+              "cyclegan: a generator .pth (default: the painter's); img2img: a paint model (default sd-turbo)",
               flags=("-m", "--model")),
         Param("steps", "int", 300, "gatys: iterations (default 300); img2img: denoising steps", low=1,
-              panel=Slider(1, 1000, 1, "iterations")),
-        Param("size", "int", 512, "longer side of the result, 32-2048 (default 512; 256 on the CPU)", low=32, high=2048,
-              metavar="PX", methods=("gatys",)),
+              panel=Slider(1, 1000, 1, "iterations"), methods=("gatys", "img2img")),
+        Param("size", "int", 512, "longer side of the result, 32-2048 (gatys 512, 256 on the CPU; adain 512; cyclegan: the "
+              "content's own, at most 1024, 512 on the CPU)", low=32, high=2048, metavar="PX", methods=("gatys", "adain", "cyclegan")),
+        Param("alpha", "float", 1.0, "adain: how much style, from 0 (the content, through the decoder) to 1 (all style, the default)",
+              low=0, high=1, metavar="A", panel=Slider(0.0, 1.0, 0.01, "AdaIN alpha"), methods=("adain",)),
+        Param("live", "bool", None, "adain: run again on every stroke of the style canvas (preview size while you draw, full size "
+              "when you stop); give canvas as --style or --content", config=False, methods=("adain",)),
         Param("style_weight", "float", 1e6, "how strongly to match the style (default 1e6)", low=0, metavar="W",
               panel=Slider(0, 10, 0.1, "style weight", log=True), methods=("gatys",)),
         Param("content_weight", "float", 1.0, "how strongly to keep the content (default 1)", low=0, metavar="W", methods=("gatys",)),
@@ -348,17 +356,18 @@ STYLIZE = Task(
         Param("optimizer", "choice", "lbfgs", "lbfgs (default; few iterations, sharp) or adam", choices=("lbfgs", "adam"),
               metavar="NAME", methods=("gatys",)),
         Param("lr", "float", None, "optimizer step size (default 1 for lbfgs, 0.02 for adam)", low=0, open_low=True, methods=("gatys",)),
-        Param("preserve_color", "bool", False, "keep the content's colours (luminance-only transfer)", methods=("gatys",)),
+        Param("preserve_color", "bool", False, "keep the content's colours (gatys, cyclegan: luminance-only; adain: the style "
+              "recoloured after the content first, as its authors do)", methods=("gatys", "adain", "cyclegan")),
         Param("style_layers", "choices", ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
               "VGG19 layers for the style, comma-separated (default conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)",
               choices=LAYER_NAMES, metavar="LAYERS", methods=("gatys",)),
         Param("content_layer", "choice", "conv4_2", "VGG19 layer for the content (default conv4_2)", choices=LAYER_NAMES,
               metavar="LAYER", methods=("gatys",)),
         Param("style_blend", "floats", None, "weights of the style images, in order (default: equal)", low=0, metavar="W",
-              config=False, methods=("gatys",)),
+              config=False, methods=("gatys", "adain")),
         Param("strength", "float", None, "img2img: how much to repaint, in (0, 1]", low=0, high=1, open_low=True, methods=("img2img",)),
         Param("guidance", "float", None, "img2img: how closely to follow the text style", low=0, high=50, methods=("img2img",)),
-        _seed("seed (noise init; img2img sampling), drawn and recorded when not given"),
+        _seed("seed (gatys' noise init; img2img sampling), drawn and recorded when not given", methods=("gatys", "img2img")),
     ),
 )
 

@@ -44,6 +44,17 @@ def image(ref, names=None, *, what="image"):
     return _named_image(text, names, what), text
 
 
+def names_an_image(ref, names=None):
+    """Whether `ref` would be taken as an image here: `last`, a registered source (`canvas`), a variable,
+    a file or a URL (%stylize tells a painter's name from a style image this way)."""
+    text = str(ref).strip()
+    if text == "last" or current().image_source(text) is not None or text.startswith(("http://", "https://")):
+        return True
+    if os.path.exists(os.path.expanduser(text)):
+        return True
+    return _is_variable_name(text) and text in namespace(names)
+
+
 def _named_image(text, names, what):
     session = current()
     if text == "last":

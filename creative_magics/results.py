@@ -129,8 +129,10 @@ class ImageResult:
         if len(self.seeds) > 1:
             what += f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds == list(range(self.seeds[0], self.seeds[0] + len(self.seeds))) else f", seeds {self.seeds}"
         seed = self.seeds[0] if self.seeds else self.recipe.get("seed")
-        head = f"<ImageResult {self.recipe.get('model')}" + (f" seed={seed}" if seed is not None else "")
+        head = f"<ImageResult {self.recipe.get('model')}" + (f" seed={seed}" if seed is not None else "")  # feed-forward styles draw none
         size = f" {params.get('width')}x{params.get('height')}" if params.get("width") else ""
+        if self.recipe.get("method") in ("adain", "cyclegan") and self.image is not None:
+            size = f" {self.recipe['method']} {self.image.width}x{self.image.height}"
         how = " image-to-image" if self.recipe.get("task") == "paint" and "init" in params else ""
         stopped = ""
         if self.interrupted:

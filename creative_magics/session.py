@@ -124,10 +124,11 @@ class Session:
                 )
         return self._auto_profile
 
-    def resolve(self, task, ref=None):
-        ref = ref or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
+    def resolve(self, task, ref=None, method=None):
+        """A ModelSpec for `ref` (None: the task's default); `method` is %stylize's, whose methods run different networks."""
+        ref = ref or models.METHOD_MODELS.get(method) or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
         endpoints = tuple(getattr(self.settings, "endpoints", None) or ())
-        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile(), endpoints=endpoints)
+        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile(), endpoints=endpoints, method=method)
 
     def aliases(self, task):
         """%config aliases, plus (for the text tasks) the fine-tuned models in the models folder; a

@@ -98,6 +98,16 @@ def files(tmp_path_factory):
     (folder / "no-texts").mkdir()
     (folder / "not-a-model").mkdir()
     (folder / "not-a-model" / "readme.txt").write_text("no weights here")
+    import torch
+
+    from creative_magics.nets import adain
+
+    (folder / "truncated-adain").mkdir()  # the authors' two files, the decoder cut off halfway
+    net = adain.AdaIN((4, 8, 8, 16))
+    torch.save(net.encoder.state_dict(), folder / "truncated-adain" / "vgg_normalised.pth")
+    torch.save(net.decoder.state_dict(), folder / "truncated-adain" / "decoder.pth")
+    whole = (folder / "truncated-adain" / "decoder.pth").read_bytes()
+    (folder / "truncated-adain" / "decoder.pth").write_bytes(whole[: len(whole) // 2])
     return folder
 
 
@@ -142,6 +152,7 @@ def images_in(shell):
         style=noise(2),
         number=42,
         odd_array=np.zeros((4, 4, 7)),
+        sliver=Image.fromarray(np.zeros((4, 400, 3), dtype=np.uint8)),  # 400x4: 64x1 at --size 64
         story_recipe={"task": "story", "prompt": "Once", "params": {}},
     )
 
@@ -243,6 +254,14 @@ CASES = [
     ("stylize-unknown-layer", "stylize", "%stylize --content content --style style --style-layers conv9_1", "--style-layers: unknown 'conv9_1'"),
     ("stylize-img2img-strength-above-1", "stylize", "%%stylize --content content --method img2img --strength 2\nwatercolor", "--strength must be in (0, 1]"),
     ("stylize-model-of-another-task", "stylize", "%stylize --content content --style style -m gpt2", "'gpt2' is not a stylize model"),
+    ("stylize-adain-painter-name", "stylize", "%stylize --method adain --content content --style monet", "is a CycleGAN painter, not a style image"),
+    ("stylize-cyclegan-style-image", "stylize", "%stylize --method cyclegan --content content --style style", "takes a painter, not a style image"),
+    ("stylize-cyclegan-unknown-painter", "stylize", "%stylize --method cyclegan --content content --style picasso", "unknown painter 'picasso'"),
+    ("stylize-adain-alpha-above-1", "stylize", "%stylize --method adain --content content --style style --alpha 1.5", "--alpha must be in [0, 1], not 1.5"),
+    ("stylize-adain-image-too-small", "stylize", "%stylize --method adain --content sliver --style style --size 64", "needs at least 16 px on each side"),
+    ("stylize-adain-truncated-weights", "stylize", "%stylize --method adain --content content --style style -m {files}/truncated-adain",
+     "does not hold a loadable adain model"),
+    ("stylize-live-without-canvas", "stylize", "%stylize --method adain --content content --style style --live", "--live runs again on every stroke"),
     # %%compose
     ("compose-seconds-0", "compose", f"%%compose --seconds 0\n{DESCRIPTION}", "--seconds must be > 0, not 0"),
     ("compose-seconds-below-0", "compose", f"%%compose --seconds -2\n{DESCRIPTION}", "--seconds must be > 0"),

@@ -325,6 +325,32 @@ def test_a_booby_trapped_vgg_weights_file_is_refused_in_one_line_and_never_runs(
     assert_trap_is_live(path, marker)
 
 
+@pytest.mark.parametrize("method", ["adain", "cyclegan"])
+def test_a_booby_trapped_adain_or_cyclegan_file_is_refused_in_one_line_and_never_runs(ip, run, tmp_path, method):
+    """Our feed-forward networks read .pth files with weights_only=True: a malicious pickle in place of the
+    authors' decoder.pth (AdaIN) or style_<painter>.pth (CycleGAN) never runs."""
+    import torch
+
+    from creative_magics.nets import adain
+
+    marker = tmp_path / f"pwned-{method}"
+    if method == "adain":
+        target = tmp_path / "adain-weights"
+        target.mkdir()
+        torch.save(adain.encoder((4, 8, 8, 16)).state_dict(), target / "vgg_normalised.pth")
+        path = save_trap(target / "decoder.pth", marker, keys=("1.weight",))
+        style = "picture"
+    else:
+        path = target = save_trap(tmp_path / "style_trap.pth", marker, keys=("model.1.weight",))
+        style = "monet"
+    ip.user_ns["picture"] = Image.new("RGB", (32, 32), (10, 120, 200))
+    ran = run(f"%stylize --method {method} --content picture --style {style} -m {target}")
+    assert_one_line_error(ran, f"does not hold a loadable {method} model")
+    assert not marker.exists()
+    assert session.current().cache.table() == []
+    assert_trap_is_live(path, marker)
+
+
 # -- 3. URLs: a deadline, a size cap, a content-type check ------------------------------------------------
 
 
@@ -444,7 +470,8 @@ NETWORK_USERS = {
     "environment at call time, never shown (test_remote_secrets.py); socket only to tell a failed name lookup",
     "media.py": "IMAGE URLs: fetch_url, with the deadline, cap and content-type check above",
     "hub.py": "a TCP probe of the hub's host, with a 2 s deadline; fetches nothing",
-    "loaders.py": "the hash-checked VGG19 download, under a socket read deadline (test_vgg_weights.py)",
+    "loaders.py": "the hash-checked VGG19 download and the verified AdaIN / CycleGAN downloads, under a socket read deadline "
+    "(test_vgg_weights.py, test_feedforward_weights.py)",
 }
 
 

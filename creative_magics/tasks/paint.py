@@ -41,6 +41,9 @@ MODEL_DEFAULTS = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": {"steps": 25, "guidance": 7.5, "width": 512, "height": 512},
     "runwayml/stable-diffusion-v1-5": {"steps": 25, "guidance": 7.5, "width": 512, "height": 512},
     "stabilityai/stable-diffusion-xl-base-1.0": {"steps": 30, "guidance": 5.0, "width": 1024, "height": 1024},
+    # aMUSEd (VQGAN tokens, MUSE-style): its pipelines' own defaults, 12 steps at guidance 10; image-to-image at strength 0.5
+    "amused/amused-256": {"steps": 12, "guidance": 10.0, "width": 256, "height": 256, "img2img": {"strength": 0.5}},
+    "amused/amused-512": {"steps": 12, "guidance": 10.0, "width": 512, "height": 512, "img2img": {"strength": 0.5}},
 }
 # Used when neither the user, the panel, %config nor the model give a value.
 HOUSE_DEFAULTS = TASK.house_defaults()
@@ -72,9 +75,9 @@ def recommended(spec):
 def native_size(pipe):
     """The size a pipeline makes when given none (its UNet/transformer sample size x the VAE factor)."""
     sample = getattr(pipe, "default_sample_size", None)
-    if sample is None:
-        unet = getattr(pipe, "unet", None)
-        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    for part in ("unet", "transformer"):  # aMUSEd's is a transformer over VQGAN tokens
+        if sample is None:
+            sample = getattr(getattr(getattr(pipe, part, None), "config", None), "sample_size", None)
     factor = getattr(pipe, "vae_scale_factor", 8) or 8
     if isinstance(sample, (tuple, list)):
         sample = sample[0]
@@ -179,7 +182,7 @@ def view(pipe, mode="txt2img", scheduler="default", safety=True):
     try:
         # The Auto classes' from_pipe shares the modules as they are (the pipeline classes' own
         # from_pipe would cast them to float32 unless given a dtype).
-        made = auto.from_pipe(pipe, **overrides)
+        made = _amused_view(pipe, mode, overrides) if is_amused(pipe) else auto.from_pipe(pipe, **overrides)
     except ValueError as err:
         raise CreativeError(f"this model has no {mode.replace('2', '-to-')} pipeline in diffusers: {err}") from None
     finally:
@@ -187,6 +190,39 @@ def view(pipe, mode="txt2img", scheduler="default", safety=True):
     made.set_progress_bar_config(disable=True)  # the view draws its own bar
     views[key] = made
     return made
+
+
+def is_amused(pipe):
+    """aMUSEd (VQGAN tokens): diffusers' Auto classes do not know its pipelines, which take a `callback`
+    instead of callback_on_step_end and a single generator."""
+    return type(pipe).__name__.startswith("Amused")
+
+
+def _amused_view(pipe, mode, overrides):
+    """aMUSEd's text- or image-to-image pipeline over the same modules."""
+    import diffusers
+
+    cls = diffusers.AmusedImg2ImgPipeline if mode == "img2img" else diffusers.AmusedPipeline
+    return cls(**{**pipe.components, **{k: v for k, v in overrides.items() if k in pipe.components}})
+
+
+def _call(runner, kwargs, tracker):
+    """Run the view with the step tracker. Pipelines without callback_on_step_end (aMUSEd) take the older
+    `callback` and one generator: a batch is painted image by image, each with its own seed's generator,
+    as the other pipelines do within one call."""
+    if "callback_on_step_end" in call_parameters(type(runner)):
+        return runner(**kwargs, callback_on_step_end=tracker, callback_on_step_end_tensor_inputs=["latents"])
+    from types import SimpleNamespace
+
+    each = kwargs["generator"] if isinstance(kwargs["generator"], list) else [kwargs["generator"]]
+    one = dict(kwargs, num_images_per_prompt=1)
+    steps, images = tracker.total, []
+    tracker.total = steps * len(each)
+    for index, generator in enumerate(each):
+        offset = index * steps
+        callback = lambda step, timestep, latents, offset=offset: tracker(runner, offset + step, timestep, {"latents": latents})
+        images += list(runner(**dict(one, generator=generator), callback=callback, callback_steps=1).images)
+    return SimpleNamespace(images=images)
 
 
 @functools.lru_cache(maxsize=None)
@@ -309,12 +345,11 @@ def paint(
     kwargs, image_seeds, total = call_arguments(prompt, values, init)
     size = (values["width"], values["height"])
     tracker = _Steps(Previewer(runner), total, on_step, on_preview, size)
-    kwargs.update(callback_on_step_end=tracker, callback_on_step_end_tensor_inputs=["latents"])
 
     # 4. paint; Ctrl-C keeps the last previews
     output = None
     try:
-        output = runner(**kwargs)
+        output = _call(runner, kwargs, tracker)
     except KeyboardInterrupt:
         pass
 
