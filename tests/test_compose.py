@@ -330,7 +330,7 @@ def not_a_wav(tmp_path):
     [
         ("--seconds 0", DESCRIPTION, "--seconds must be > 0, not 0"),
         ("--seconds -2", DESCRIPTION, "--seconds must be > 0"),
-        ("--seconds 1000", DESCRIPTION, "--seconds 1000 is beyond what musicgen-small can make: at most 40.8 s"),
+        ("--seconds 1000", DESCRIPTION, "--seconds 1000 is beyond the longest piece %%compose makes, 300 s (5 minutes)"),
         ("--guidance -1", DESCRIPTION, "--guidance must be >= 0"),
         ("--temperature -0.5", DESCRIPTION, "--temperature must be >= 0"),
         ("--top-k -1", DESCRIPTION, "--top-k must be a whole number >= 0"),
