@@ -30,6 +30,8 @@ BENCHMARKS = {
     "stylize": ("bench_stylize.py", []),
     "compose": ("bench_compose.py", []),
     "finetune": ("bench_finetune.py", []),
+    "midi": ("bench_midi.py", []),  # W2 6/9: %%compose --midi
+    "compose-long": ("bench_compose.py", ["--long"]),  # W2 6/9: longer than the window
 }
 
 

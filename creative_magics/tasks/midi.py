@@ -235,7 +235,7 @@ def compose_midi(midi_model, description, values, sources=None, model_name="", p
     history = midi.pad_rests(history, start)
     context = context_length(model) or midi.CONTEXT
     most_events = len(history) + math.ceil(values["seconds"] * MAX_EVENTS_PER_SECOND) + context
-    total = values["seconds"]
+    total = (end - start) / midi.TIME_RESOLUTION  # the progress bar runs from the prompt's last onset to the end
 
     # 3. window after window until every piece reaches the end
     rows = [list(history) for _ in range(n)]
