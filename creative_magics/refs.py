@@ -85,7 +85,8 @@ def audio(ref, names=None, what="melody"):
     if _is_variable_name(ref):
         held = namespace(names).get(ref)
         if hasattr(held, "audio") and hasattr(held, "sample_rate"):
-            return audio_files.load_audio(held, what)
+            samples, rate, _ = audio_files.load_audio(held, what)
+            return samples, rate, ref  # the label is the name: a recipe that names it runs again in this notebook
     return audio_files.load_audio(ref, what)
 
 
@@ -133,7 +134,8 @@ def texts(ref, names=None, *, name_or_path=False):
 
 
 def recipe(ref, names=None):
-    """A recipe dict from a dict, a result, an image, a variable holding one of those, or a PNG path."""
+    """A recipe dict from a dict, a result, an image, a variable holding one of those, a PNG path, or the
+    WAV or MIDI file of a %%compose --save."""
     from . import recipes
 
     if _is_variable_name(ref) and ref in namespace(names):
@@ -143,4 +145,11 @@ def recipe(ref, names=None):
     held = getattr(ref, "recipe", None)
     if isinstance(held, dict):
         return held
+    if isinstance(ref, (str, Path)) and str(ref).strip().lower().endswith((".wav", ".mid", ".midi")):  # %%compose's files
+        from . import audio
+
+        found = audio.read_recipe(os.path.expanduser(str(ref).strip()))
+        if found is None:
+            raise CreativeError(f"{str(ref).strip()!r} carries no creative_magics recipe")
+        return found
     return recipes.read_recipe(ref)

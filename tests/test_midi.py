@@ -230,6 +230,9 @@ def test_the_result_is_a_valid_midi_file_reproducible_from_its_recipe_bit_for_bi
     assert creative_magics.compose(recipe=result.recipe).midi == data
     again = run(f"%%compose --recipe r -o s\n{DESCRIPTION}")
     assert again.ok and ip.user_ns["s"].midi == data
+    from_file = run(f"%compose --recipe {tmp_path / 'waltz.mid'} -o t")
+    assert from_file.ok, from_file.err
+    assert ip.user_ns["t"].midi == data
 
 
 def test_the_recipe_records_every_value_used_and_where_it_came_from(ip, run):
