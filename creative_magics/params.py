@@ -333,7 +333,7 @@ MAX_MUSIC_SECONDS = 300.0  # the hard cap of one %%compose piece, audio or MIDI:
 COMPOSE = Task(
     "compose",
     (
-        _model("compose", "musicgen-small; with --midi, amt-small"),
+        _model("compose (or midi)", "musicgen-small, or amt-small with --midi"),
         # -- %%compose --midi: notes (a MIDI file) from a symbolic model; `methods` says which mode a parameter is for
         Param("midi", "bool", None, "write notes (a MIDI file you can edit) with the Anticipatory Music Transformer instead of audio",
               config=False),

@@ -344,6 +344,31 @@ def test_ctrl_c_keeps_the_notes_so_far_and_the_model_stays_usable(ip, run):
     assert run("%compose --midi --seconds 1").ok
 
 
+def test_ctrl_c_in_the_magic_shows_and_stores_the_notes_so_far(ip, run, monkeypatch):
+    """A Ctrl-C inside the model's forward (as the stop button sends it) mid-piece."""
+    from transformers import GPT2LMHeadModel
+
+    original = GPT2LMHeadModel.forward
+    calls = []
+
+    def forward(module, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 40:
+            raise KeyboardInterrupt
+        return original(module, *args, **kwargs)
+
+    assert run("%compose --midi --seconds 0.5").ok  # loaded before the forward is patched
+    monkeypatch.setattr(GPT2LMHeadModel, "forward", forward)
+    ran = run(f"%%compose --midi --seconds 60 --seed 3 -o partial\n{DESCRIPTION}")
+    assert ran.ok and "(stopped)" in ran.out
+    partial = ip.user_ns["partial"]
+    assert partial.interrupted and 0 < len(partial.notes) <= 13 and partial.seconds < 60
+    monkeypatch.setattr(GPT2LMHeadModel, "forward", original)
+    assert run("%compose --midi --seconds 1 -o again").ok and not ip.user_ns["again"].interrupted
+    (row,) = session.current().cache.table()
+    assert row["loads"] == 1 and row["in_use"] is False
+
+
 # -- previews, display, saving --------------------------------------------------------------------------------
 
 

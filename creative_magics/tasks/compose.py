@@ -247,11 +247,11 @@ def compose(music_model, description, values, sources=None, model_name="", melod
     values["n"] = int(values.get("n") or 1)
     check(values)
     seed = seeds.choose(values.get("seed"))
-    name = model_name or "this model"
+    called = model_name or "this model"
     if melody is not None and not is_melody_model(model):
-        raise CreativeError(f"--melody needs a melody model such as musicgen-melody; {name} follows the description only")
+        raise CreativeError(f"--melody needs a melody model such as musicgen-melody; {called} follows the description only")
     if continuation is not None and is_melody_model(model):
-        raise CreativeError(f"--continue needs a MusicGen model without melody (musicgen-small, -medium or -large); {name} is a melody model")
+        raise CreativeError(f"--continue needs a MusicGen model without melody (musicgen-small, -medium or -large); {called} is a melody model")
 
     # 2. the inputs and the length
     tokenizer = music_model.tokenizer if music_model.tokenizer is not None else music_model.processor.tokenizer
@@ -278,7 +278,7 @@ def compose(music_model, description, values, sources=None, model_name="", melod
     overlap = frames_for(values["overlap"], rate)
     windowed = continuation is not None or frames > window
     if windowed and overlap >= window:
-        raise CreativeError(f"--overlap {values['overlap']:g} is not shorter than {name}'s window of {window / rate:g} s; use a smaller --overlap")
+        raise CreativeError(f"--overlap {values['overlap']:g} is not shorter than {called}'s window of {window / rate:g} s; use a smaller --overlap")
     device = model.device
     inputs = {k: v.to(device) for k, v in inputs.items()}
     if "input_features" in inputs:

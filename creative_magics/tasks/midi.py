@@ -215,6 +215,7 @@ def compose_midi(midi_model, description, values, sources=None, model_name="", p
     in the recipe only: the model reads no text. prompt: (notes, label) of --prompt-midi.
     on_progress(seconds_done, seconds_total) follows the new music; Ctrl-C keeps the notes so far."""
     import torch
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     # 1. values
     model = midi_model.model
@@ -243,6 +244,10 @@ def compose_midi(midi_model, description, values, sources=None, model_name="", p
     interrupted = False
     device = model.device
     Rules, End = rules_class(), end_class()
+
+    def on_time(onset):
+        on_progress(min(max(onset - start, 0), end - start) / midi.TIME_RESOLUTION, total)
+
     torch.manual_seed(seed)
     while not all(finished):
         active = [i for i in range(n) if not finished[i]]
@@ -251,12 +256,6 @@ def compose_midi(midi_model, description, values, sources=None, model_name="", p
         space = midi.EVENT_SIZE * ((context - input_ids.shape[1]) // midi.EVENT_SIZE)
         if space < midi.EVENT_SIZE:
             break
-        from transformers import LogitsProcessorList, StoppingCriteriaList
-
-        def on_time(onset):
-            if on_progress is not None:
-                on_progress(min(max(onset - start, 0), end - start) / midi.TIME_RESOLUTION, total)
-
         rules = Rules(floors, present, start=input_ids.shape[1], allowed_programs=allowed)
         watcher = End(offsets, end, on_time=on_time if on_progress is not None else None)
         try:
