@@ -7,7 +7,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: lab test install browser colab-test binder-test clean
+.PHONY: lab test install browser soundfont colab-test binder-test clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ browser:
 	fi
 	@[ -x /usr/bin/chromium ] || echo "No /usr/bin/chromium: the browser test will be skipped (apt-get install chromium)."
 
+# %%compose --midi plays its previews through FluidSynth and a General MIDI SoundFont (Debian packages;
+# pyfluidsynth comes with the [test] extra); as root they are installed here, else the built-in synth plays.
+SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
+soundfont:
+	@if { [ ! -f $(SOUNDFONT) ] || ! ldconfig -p | grep -q libfluidsynth; } && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	fi
+	@[ -f $(SOUNDFONT) ] || echo "No General MIDI SoundFont: MIDI previews use the built-in synth (apt-get install fluidsynth fluid-soundfont-gm)."
+
 # The widget tests and the notebooks again with Google Colab's versions (IPython 7.34, ipywidgets 7.7.1).
 colab-test:
 	PYTHON=$(PYTHON) TORCH="$(TORCH)" scripts/colab_venv_tests.sh $(VENV)-colab
@@ -35,7 +44,7 @@ colab-test:
 binder-test:
 	TORCH="$(TORCH)" scripts/binder_venv_tests.sh $(VENV)-binder
 
-test: $(BIN)/.installed browser
+test: $(BIN)/.installed browser soundfont
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 	$(MAKE) colab-test
 	$(MAKE) binder-test

@@ -32,6 +32,8 @@ BENCHMARKS = {
     "compose": ("bench_compose.py", []),
     "finetune": ("bench_finetune.py", []),
     "remote": ("bench_remote.py", []),
+    "midi": ("bench_midi.py", []),  # W2 6/9: %%compose --midi
+    "compose-long": ("bench_compose.py", ["--long"]),  # W2 6/9: longer than the window
 }
 
 

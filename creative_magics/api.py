@@ -322,29 +322,92 @@ def compose(description=None, *, recipe=None, on_progress=None, on_wait=None, _g
     """Compose music from `description`; returns an AudioResult (`.audio` channels x samples,
     `.sample_rate`, `.recipe`; `.save(path)` writes WAV with the recipe inside).
 
-    A melody is a WAV path, an audio result or an (array, sample_rate) pair. on_progress(seconds_done,
-    seconds_total) follows the generation. `recipe=` re-runs a recorded recipe (its description, model,
-    seed and parameters; arguments win). Parameters:
+    A melody, or the audio to continue, is a WAV path, an audio result, `last` or an (array, sample_rate)
+    pair. With midi=True it writes notes instead and returns a MidiResult (`.midi` bytes of a MIDI file,
+    `.notes`, `.audio` a preview, `.save(path)` a .mid); the description is then optional and kept in the
+    recipe. on_progress(seconds_done, seconds_total) follows the generation. `recipe=` re-runs a recorded
+    recipe (its description, model, seed and parameters; arguments win). Parameters:
     """
+    from . import models
     from .tasks import compose as task
 
-    session, call, description, values, sources = _begin(
-        "compose", "description", description, recipe, params, _given_as, _above, _namespace, _output,
-        "the description is empty: describe the music in the cell body",
-    )
+    session = current()
+    given = _given("compose", params)
+    call = Call("compose", {"description": description, "recipe": recipe}, given, _given_as, _namespace, _output)
+    recipe_values = _recipe_values(recipe, "compose") if recipe is not None else {}
+    if recipe is not None and description is None:
+        description = recipe.get("prompt")
+    values, sources = _merge(session, "compose", given, _given_as, recipe_values, _above)
+    declared.COMPOSE.check_each(values)
+    mode = "midi" if values.get("midi") else "audio"
+    values, sources = _for_mode(values, sources, mode, keep=(_given_as,))
+    family = models.family_named(values.get("model") or models.DEFAULT_MODELS["midi" if mode == "midi" else "compose"], session.settings.aliases)
+    if mode == "midi":
+        if family == "musicgen":
+            raise CreativeError(
+                f"--midi writes notes with a MIDI model (amt-small, amt-medium or amt-large); {values['model']} makes audio: "
+                "drop --midi, or choose one of those with -m"
+            )
+        return _compose_midi(session, call, description, values, sources, on_progress, on_wait, _namespace)
+    if family == "midi":
+        raise CreativeError(f"{values['model']} writes MIDI notes, not audio: add --midi, or choose a MusicGen model (musicgen-small)")
+    description = _text(description, "the description is empty: describe the music in the cell body")
     task.check(values)
     melody = refs.audio(values["melody"], _namespace) if values.get("melody") is not None else None
+    continuation = refs.audio(values["continue_from"], _namespace, "continue") if values.get("continue_from") is not None else None
     spec = session.resolve("compose", values.get("model"))
     name = values.get("model") or spec.name
     result = _run(
         session, "compose", spec,
-        lambda music_model: task.compose(music_model, description, values, sources, model_name=name, melody=melody, on_progress=on_progress),
+        lambda music_model: task.compose(
+            music_model, description, values, sources, model_name=name, melody=melody, continuation=continuation, on_progress=on_progress
+        ),
         lambda: (
             f"out of GPU memory making {_shown(values, 'compose', 'n', 1)} x {_shown(values, 'compose', 'seconds')} s of music even with the "
             "other models evicted: try fewer --seconds or a smaller -n, a smaller model (musicgen-small), or %creative device cpu"
         ),
         on_wait,
     )
+    return session.remember(result, call)
+
+
+def _for_mode(values, sources, mode, keep):
+    """Copies of (values, sources) for a %%compose `mode` ("audio" or "midi"): a value of the other mode is
+    one line when the caller gave it (`keep`), and left out when a panel, %config or a recipe gave it."""
+    values, sources = dict(values), dict(sources)
+    if mode == "audio":
+        values.pop("midi", None)  # midi=False
+        sources.pop("midi", None)
+    for param in declared.COMPOSE.params:
+        if param.methods and mode not in param.methods and values.get(param.name) is not None:
+            if sources.get(param.name) in keep:
+                if mode == "audio":
+                    raise CreativeError(f"{param.flag} is for MIDI composition: add --midi")
+                raise CreativeError(f"{param.flag} is for MusicGen's audio; --midi writes notes without it: drop {param.flag}")
+            del values[param.name]
+            sources.pop(param.name, None)
+    return values, sources
+
+
+def _compose_midi(session, call, description, values, sources, on_progress, on_wait, namespace):
+    """%%compose --midi: notes by the Anticipatory Music Transformer; the description is kept in the recipe."""
+    from .tasks import midi as task
+
+    task.check(values)
+    prompt = refs.midi(values["prompt_midi"], namespace) if values.get("prompt_midi") is not None else None
+    spec = session.resolve("midi", values.get("model"))
+    name = values.get("model") or spec.name
+    text = "" if description is None else str(description).strip()
+    result = _run(
+        session, "midi", spec,
+        lambda midi_model: task.compose_midi(midi_model, text, values, sources, model_name=name, prompt=prompt, on_progress=on_progress),
+        lambda: (
+            f"out of GPU memory writing {_shown(values, 'compose', 'n', 1)} x {_shown(values, 'compose', 'seconds')} s of notes even with the "
+            "other models evicted: try a smaller -n, a smaller model (amt-small), or %creative device cpu"
+        ),
+        on_wait,
+    )
+    result.soundfont = getattr(session.settings, "soundfont", "") or ""
     return session.remember(result, call)
 
 

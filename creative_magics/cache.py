@@ -98,7 +98,7 @@ class ModelCache:
 
     @staticmethod
     def _preferred_dtype(spec):
-        return {"causal_lm": "bfloat16", "vgg": "float32", "adain": "float32", "cyclegan": "float32"}.get(spec.family, "float16")
+        return {"causal_lm": "bfloat16", "midi": "bfloat16", "vgg": "float32", "adain": "float32", "cyclegan": "float32"}.get(spec.family, "float16")
 
     # -- placement -----------------------------------------------------------------------
 

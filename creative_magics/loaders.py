@@ -48,6 +48,18 @@ class MusicModel:
         return self
 
 
+@dataclass(eq=False)
+class MidiModel:
+    """-- %%compose --midi: a causal LM over the Anticipatory Music Transformer's event vocabulary (no
+    tokenizer: its tokens are event numbers, see creative_magics.midi)."""
+
+    model: object
+
+    def to(self, device=None, dtype=None):
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+
 def _dtype_kwarg():
     import transformers
 
@@ -142,6 +154,23 @@ def _load_musicgen_melody(source, config, dtype, trust, **kwargs):
         processor = None
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust, **kwargs)
     return MusicModel(model, processor, tokenizer=tokenizer, melody_features=features)
+
+
+def load_midi_lm(source, dtype, settings, **kwargs):
+    """An Anticipatory Music Transformer (a GPT-2 over 55,028 event tokens); another vocabulary is refused."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .midi import VOCAB_SIZE
+
+    trust = trusts_remote_code(settings)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust, **kwargs)
+    if getattr(config, "vocab_size", None) != VOCAB_SIZE:
+        raise ValueError(
+            f"it is a {config.model_type} model whose vocabulary is not the Anticipatory Music Transformer's {VOCAB_SIZE} event tokens"
+        )
+    model = AutoModelForCausalLM.from_pretrained(source, config=config, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs)
+    model.eval()
+    return MidiModel(model)
 
 
 def load_vgg(source, dtype, settings, **kwargs):
@@ -244,6 +273,7 @@ LOADERS = {
     "causal_lm": load_causal_lm,
     "diffusion": load_diffusion,
     "musicgen": load_musicgen,
+    "midi": load_midi_lm,
     "vgg": load_vgg,
     "adain": load_adain,
     "cyclegan": load_cyclegan,
@@ -489,5 +519,5 @@ def verify_weights(path, item, digest=None, name=None):
 
 
 # The file every saved model folder of a family has (save_pretrained writes it first).
-FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "diffusion": "model_index.json"}
+FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "midi": "config.json", "diffusion": "model_index.json"}
 

@@ -214,22 +214,28 @@ class CreativeMagics(Magics, Settings):
 
     @declared_flags(
         "compose",
-        argument("--save", metavar="PATH", help="write the music to PATH (.wav, the recipe inside; several pieces: PATH-1.wav, ...)"),
+        argument("--save", metavar="PATH", help="write the music to PATH: a .wav with the recipe inside, or with --midi a .mid "
+                 "(several pieces: PATH-1.wav, ...)"),
         _RECIPE,
-        _output(".audio, .sample_rate, .recipe"),
+        _output(".audio, .sample_rate, .recipe; with --midi also .midi and .notes"),
     )
-    @cell_magic
+    @line_cell_magic
     @user_errors
-    def compose(self, line, cell):
-        """Compose music from a description in the cell body (`{name}` inserts a variable)."""
-        from . import api, audio
+    def compose(self, line, cell=None):
+        """Compose music from a description in the cell body (`{name}` inserts a variable). With --midi it
+        writes notes (a MIDI file) instead of audio, and the description is optional: `%compose --midi`."""
+        from . import api, audio, midi
         from .views import AudioView
 
         args = parse_flags(self.compose, line)
         output = _name(args.output) if args.output else None
-        save = audio.check_wav_path(args.save) if args.save is not None else None
         recipe = self._recipe(args)
-        description = self._prompt(cell) if (cell or "").strip() or recipe is None else None
+        wants_midi = bool(args.midi) or bool(((recipe or {}).get("params") or {}).get("midi"))
+        save = None
+        if args.save is not None:
+            save = midi.check_midi_path(args.save) if wants_midi else audio.check_wav_path(args.save)
+        has_body = bool((cell or "").strip())
+        description = self._prompt(cell) if has_body or (recipe is None and not wants_midi) else None
         call = lambda **shown: api.compose(
             description, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("compose", args)
         )

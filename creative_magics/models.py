@@ -18,6 +18,7 @@ TASK_FAMILY = {
     "paint": "diffusion",
     "stylize": "vgg",
     "compose": "musicgen",
+    "midi": "midi",  # -- %%compose --midi: symbolic music (notes), listed by `%creative aliases` as its own task
 }
 
 # %stylize's methods each run a network of their own; img2img runs a paint model.
@@ -65,10 +66,14 @@ BUILTIN_ALIASES = {
     "musicgen-large": Alias("musicgen", "facebook/musicgen-large", "tiny-musicgen", "MusicGen 3.3B"),
     "musicgen-melody": Alias("musicgen", "facebook/musicgen-melody", "tiny-musicgen-melody", "MusicGen melody 1.5B, --melody"),
     "musicgen-melody-large": Alias("musicgen", "facebook/musicgen-melody-large", "tiny-musicgen-melody", "MusicGen melody 3.3B, --melody"),
+    # compose --midi: the Anticipatory Music Transformer (Stanford CRFM, Apache-2.0), notes instead of audio
+    "amt-small": Alias("midi", "stanford-crfm/music-small-800k", "tiny-amt", "Anticipatory Music Transformer 128M, --midi"),
+    "amt-medium": Alias("midi", "stanford-crfm/music-medium-800k", "tiny-amt", "Anticipatory Music Transformer 360M, --midi"),
+    "amt-large": Alias("midi", "stanford-crfm/music-large-800k", "tiny-amt", "Anticipatory Music Transformer 780M, --midi"),
 }
 
 # The model each task uses when none is named.
-DEFAULT_MODELS = {"story": "smollm2", "paint": "sd-turbo", "stylize": "vgg19", "compose": "musicgen-small"}
+DEFAULT_MODELS = {"story": "smollm2", "paint": "sd-turbo", "stylize": "vgg19", "compose": "musicgen-small", "midi": "amt-small"}
 # %stylize's default network per method (cyclegan's comes from the painter: cyclegan-<painter>).
 METHOD_MODELS = {"gatys": "vgg19", "adain": "adain"}
 
@@ -88,6 +93,7 @@ TINY_FAMILY = {
     "tiny-amused": "diffusion",
     "tiny-musicgen": "musicgen",
     "tiny-musicgen-melody": "musicgen",
+    "tiny-amt": "midi",
 }
 
 _HUB_ID = re.compile(r"^[\w.\-]{1,96}(/[\w.\-]{1,96})?$")
@@ -188,6 +194,18 @@ def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=
         what = "a folder holding vgg_normalised.pth and decoder.pth" if family == "adain" else "a generator .pth file or a folder"
         raise ModelNotAvailable(f"model {name!r} is not an alias or {what}; {task} aliases: {', '.join(_names_for(family))}")
     return ModelSpec(name, family, "hub", ref)
+
+
+def family_named(ref, aliases=None):
+    """The family an alias or tiny name stands for (following your aliases), or None for a folder or hub id."""
+    ref, user, seen = str(ref).strip(), aliases or {}, set()
+    while ref in user and ref not in seen and not (ref in BUILTIN_ALIASES and user[ref] == BUILTIN_ALIASES[ref].source):
+        seen.add(ref)
+        ref = user[ref]
+    if ref in TINY_FAMILY:
+        return TINY_FAMILY[ref]
+    alias = BUILTIN_ALIASES.get(ref)
+    return alias.family if alias is not None else None
 
 
 def _checked(spec, family, task):

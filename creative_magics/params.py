@@ -28,7 +28,7 @@ class Slider:
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str  # int | float | text | choice | bool | texts | floats | choices | seed | model | image | images | audio | path
+    kind: str  # int | float | text | choice | bool | texts | floats | choices | seed | model | image | images | audio | midi | path
     default: object = None  # the house default, used when nothing else gives one (None: the task decides)
     help: str = ""
     low: float = None
@@ -44,7 +44,7 @@ class Param:
     magic: bool = True  # the magic has a flag for it
     config: bool = True  # may be a `%config CreativeMagics.<task>_defaults` value
     panel: Slider = None
-    methods: tuple = ()  # %stylize: the methods that use it (empty: all)
+    methods: tuple = ()  # %stylize: the methods that use it; %%compose: "audio" or "midi" (empty: all)
     needs: str = None  # the parameter it only means something with (strength: init)
     needs_why: str = ""  # what it is for, said when that parameter is missing
     remote: str = None  # what it becomes in a call to an OpenAI-compatible server: the API's field, or OURS
@@ -371,22 +371,37 @@ STYLIZE = Task(
     ),
 )
 
+MAX_MUSIC_SECONDS = 300.0  # the hard cap of one %%compose piece, audio or MIDI: five minutes
+
 COMPOSE = Task(
     "compose",
     (
-        _model("compose", "musicgen-small"),
-        Param("seconds", "float", 10.0, "length of the music in seconds (default 10)", low=0, open_low=True,
-              panel=Slider(1.0, 30.0, 0.5, "seconds")),
+        _model("compose (or midi)", "musicgen-small, or amt-small with --midi"),
+        # -- %%compose --midi: notes (a MIDI file) from a symbolic model; `methods` says which mode a parameter is for
+        Param("midi", "bool", None, "write notes (a MIDI file you can edit) with the Anticipatory Music Transformer instead of audio",
+              config=False),
+        Param("seconds", "float", 10.0, "seconds of new music (default 10; beyond the model's 30 s window it goes window by window; "
+              "at most 300)", low=0, open_low=True, panel=Slider(1.0, 30.0, 0.5, "seconds")),
         Param("guidance", "float", 3.0, "how closely to follow the description: classifier-free guidance (model default 3; 1 or less = off)",
-              low=0, hint="(up to 1 means no guidance)", panel=Slider(0.0, 10.0, 0.1, "guidance")),
+              low=0, hint="(up to 1 means no guidance)", panel=Slider(0.0, 10.0, 0.1, "guidance"), methods=("audio",)),
         Param("temperature", "float", 1.0, "randomness of the sampling: 0 = greedy, 1 = the model's own odds", low=0,
               hint="(0 means greedy)", panel=Slider(0.0, 2.0, 0.01, "temperature")),
         Param("top_k", "int", 250, "sample among the K most likely audio codes (default 250; 0 = all)", low=0, hint="(0 turns it off)",
-              panel=Slider(0, 1000, 1, "top-k")),
+              panel=Slider(0, 1000, 1, "top-k"), methods=("audio",)),
+        Param("top_p", "float", 0.98, "--midi: nucleus sampling, keep the likeliest events up to this probability mass (default 0.98)",
+              low=0, high=1, open_low=True, methods=("midi",)),
         _seed(),
         Param("n", "int", None, "number of pieces", low=1, high=MAX_PIECES, flags=("-n",)),
         Param("melody", "audio", None, "a WAV file, or a variable holding an audio result, whose melody to follow (melody models: musicgen-melody)",
-              metavar="AUDIO", config=False),
+              metavar="AUDIO", config=False, methods=("audio",)),
+        Param("continue_from", "audio", None, "continue this audio (a WAV file, a variable holding an audio result, or last) with "
+              "--seconds more", flags=("--continue",), metavar="AUDIO", config=False, methods=("audio",)),
+        Param("overlap", "float", 10.0, "seconds of the piece so far that each next window continues from (default 10)", low=1, high=20,
+              methods=("audio",)),
+        Param("prompt_midi", "midi", None, "--midi: continue this MIDI (a .mid file, a variable holding a MIDI result, or last)",
+              metavar="MIDI", config=False, methods=("midi",)),
+        Param("instrument", "texts", None, "--midi: play only these instruments (General MIDI names such as piano, violin, \"alto sax\", "
+              "or drums, or program numbers)", metavar="NAME", methods=("midi",)),
     ),
 )
 

@@ -83,6 +83,12 @@ class Settings(Configurable):
         "flags and the panel win over them, and they win over the model's generation_config.",
     ).tag(config=True)
 
+    soundfont = Unicode(
+        "",
+        help="A General MIDI SoundFont (.sf2) for the previews of %%compose --midi; empty = the usual places "
+        "(Debian's fluid-soundfont-gm). Without FluidSynth or a SoundFont a simple built-in synth plays them.",
+    ).tag(config=True)
+
     # -- %%finetune
     finetune_defaults = Dict(
         help="Defaults for %%finetune (e.g. {'base': 'gpt2', 'epochs': 5, 'lora_r': 16}); flags win over them. "

@@ -72,7 +72,7 @@ CASES = list(cases())
 
 def test_every_checked_kind_has_cases():
     """A parameter of a kind this table knows nothing of would go unchecked: fail instead."""
-    unchecked = {"image", "images", "audio", "path"}  # references, resolved and checked in refs.py and media.py
+    unchecked = {"image", "images", "audio", "midi", "path"}  # references, resolved and checked in refs.py, media.py and midi.py
     for task in params.TASKS.values():
         for param in task.params:
             assert param.kind in unchecked or bad_values(param), (task.name, param.name, param.kind)

@@ -95,6 +95,10 @@ def files(tmp_path_factory):
     (folder / "fields.jsonl").write_text('{"body": "no text field"}\n')
     (folder / "tune.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00fake mp3")
     (folder / "tune.wav").write_text("a text file with a .wav name")
+    from creative_magics import audio, midi
+
+    (folder / "empty.mid").write_bytes(midi.write_notes([]))  # a MIDI file without a note
+    audio.write_wav(folder / "clip.wav", np.zeros((1, 3200), dtype=np.float32), 32000)
     (folder / "no-texts").mkdir()
     (folder / "not-a-model").mkdir()
     (folder / "not-a-model" / "readme.txt").write_text("no weights here")
@@ -265,7 +269,7 @@ CASES = [
     # %%compose
     ("compose-seconds-0", "compose", f"%%compose --seconds 0\n{DESCRIPTION}", "--seconds must be > 0, not 0"),
     ("compose-seconds-below-0", "compose", f"%%compose --seconds -2\n{DESCRIPTION}", "--seconds must be > 0"),
-    ("compose-too-long", "compose", f"%%compose --seconds 1000\n{DESCRIPTION}", "is beyond what musicgen-small can make"),
+    ("compose-too-long", "compose", f"%%compose --seconds 1000\n{DESCRIPTION}", "beyond the longest piece %%compose makes, 300 s"),
     ("compose-negative-guidance", "compose", f"%%compose --guidance -1\n{DESCRIPTION}", "--guidance must be >= 0"),
     ("compose-empty-description", "compose", "%%compose\n  \n ", "the description is empty"),
     ("compose-melody-missing", "compose", f"%%compose --melody {{files}}/missing.wav\n{DESCRIPTION}", "does not exist"),
@@ -274,6 +278,20 @@ CASES = [
     ("compose-save-not-wav", "compose", f"%%compose --save {{files}}/song.mp3\n{DESCRIPTION}", "--save writes WAV files"),
     ("compose-model-of-another-task", "compose", f"%%compose -m sd15\n{DESCRIPTION}", "'sd15' is not a compose model"),
     ("compose-remote-model", "compose", f"%%compose -m openai:gpt-4o-mini\n{DESCRIPTION}", "compose needs a local model"),
+    # %%compose --midi and --continue
+    ("compose-midi-with-musicgen", "compose", f"%%compose --midi -m musicgen-small\n{DESCRIPTION}", "--midi writes notes with a MIDI model"),
+    ("compose-midi-model-without-midi", "compose", f"%%compose -m amt-small\n{DESCRIPTION}", "writes MIDI notes, not audio: add --midi"),
+    ("compose-prompt-midi-not-midi", "compose", f"%%compose --midi --prompt-midi {{files}}/notes.txt\n{DESCRIPTION}", "is not a MIDI file"),
+    ("compose-prompt-midi-empty", "compose", f"%%compose --midi --prompt-midi {{files}}/empty.mid\n{DESCRIPTION}", "holds no notes to continue"),
+    ("compose-prompt-midi-without-midi", "compose", f"%%compose --prompt-midi {{files}}/empty.mid\n{DESCRIPTION}", "--prompt-midi is for MIDI composition"),
+    ("compose-unknown-instrument", "compose", f"%%compose --midi --instrument violn\n{DESCRIPTION}", "unknown instrument 'violn'; did you mean violin"),
+    ("compose-guidance-with-midi", "compose", f"%%compose --midi --guidance 4\n{DESCRIPTION}", "--guidance is for MusicGen's audio"),
+    ("compose-midi-too-long", "compose", f"%%compose --midi --seconds 301\n{DESCRIPTION}", "beyond the longest piece %%compose makes, 300 s"),
+    ("compose-save-wav-with-midi", "compose", f"%%compose --midi --save {{files}}/song.wav\n{DESCRIPTION}", "--save with --midi writes MIDI files"),
+    ("compose-continue-missing", "compose", f"%%compose --continue {{files}}/missing.wav\n{DESCRIPTION}", "--continue file"),
+    ("compose-continue-mp3", "compose", f"%%compose --continue {{files}}/tune.mp3\n{DESCRIPTION}", "only WAV files can be continued"),
+    ("compose-continue-with-melody", "compose", f"%%compose -m musicgen-melody --melody {{files}}/clip.wav --continue {{files}}/clip.wav\n{DESCRIPTION}",
+     "--continue and --melody cannot go together"),
     # %%finetune / %finetune: data and values
     ("finetune-empty-data-file", "finetune", "%finetune mistake --base gpt2 --data {files}/empty.txt", "the training text is empty"),
     ("finetune-missing-data-file", "finetune", "%finetune mistake --base gpt2 --data {files}/missing.txt", "no file or folder"),

@@ -23,6 +23,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import mido
 import numpy as np
 import pytest
 from PIL import Image
@@ -198,6 +199,7 @@ def test_loaders_pass_trust_remote_code_only_when_config_enables_it(ip, from_pre
         ("paint", "tiny-sd"),
         ("compose", "tiny-musicgen"),
         ("compose", "tiny-musicgen-melody"),
+        ("midi", "tiny-amt"),
         ("stylize", "tiny-vgg19"),  # safetensors read directly: no from_pretrained at all
         ("story", str(adapter)),
     ]:
@@ -458,6 +460,10 @@ def test_melodies_and_training_data_are_never_fetched_from_urls(server):
     _Routes.hits.clear()
     with pytest.raises(CreativeError, match="does not exist"):
         audio.load_melody(f"{server}/tune.wav")
+    with pytest.raises(CreativeError, match="does not exist"):
+        audio.load_audio(f"{server}/clip.wav", "continue")
+    with pytest.raises(CreativeError, match="does not exist"):
+        refs.midi(f"{server}/phrase.mid")
     with pytest.raises(CreativeError, match="no file or folder"):
         corpus.read_texts(f"{server}/texts.txt")
     assert corpus.read_texts(f"{server}/story").texts == [f"{server}/story"]  # read as the text itself
@@ -534,6 +540,19 @@ def test_a_png_whose_chunks_hold_code_or_a_pickle_is_only_read_as_text(tmp_path)
     info.add_text(recipes.JSON_KEY, json.dumps({"task": "stylize", "model": code, "params": {"steps": code}}))
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
     assert creative_magics.read_recipe(str(path)) == {"task": "stylize", "model": code, "params": {"steps": code}}
+    assert not marker.exists()
+
+
+def test_a_midi_text_event_holding_a_pickle_is_not_a_recipe(tmp_path):
+    from creative_magics import midi
+
+    marker = tmp_path / "pwned-midi"
+    song = mido.MidiFile()
+    text = midi.RECIPE_PREFIX + pickle.dumps(Trap(marker), protocol=0).decode("latin-1")
+    song.tracks.append(mido.MidiTrack([mido.MetaMessage("text", text=text)]))
+    path = tmp_path / "piece.mid"
+    song.save(str(path))
+    assert audio.read_recipe(path) is None
     assert not marker.exists()
 
 

@@ -65,6 +65,12 @@ def _music_melody(dest):
     music_melody.build(dest)
 
 
+def _midi(dest):
+    from . import midi
+
+    midi.build(dest)
+
+
 # Each builder imports its module (and torch) only when it runs.
 BUILDERS = {
     "tiny-gpt2": lambda dest: _text(dest, chat=False),
@@ -76,6 +82,7 @@ BUILDERS = {
     "tiny-amused": _amused,  # %%paint -m amused-256 / amused-512
     "tiny-musicgen": _music,
     "tiny-musicgen-melody": _music_melody,  # %%compose --melody
+    "tiny-amt": _midi,  # %%compose --midi
 }
 
 _lock = threading.Lock()
