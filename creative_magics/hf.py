@@ -25,3 +25,11 @@ def trusts_remote_code(settings):
     """The `trust_remote_code` every from_pretrained call gets: False unless %config enables it. Passed
     explicitly, because transformers' Auto classes otherwise ask on stdin (input()) when a repo ships code."""
     return bool(getattr(settings, "trust_remote_code", False))
+
+
+def dtype_kwarg():
+    """The name from_pretrained takes the precision by: `dtype` since transformers 4.56, `torch_dtype` before."""
+    import transformers
+
+    major, minor = (int(p) for p in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
