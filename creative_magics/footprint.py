@@ -180,7 +180,7 @@ def estimate(spec, dtype, resolve=None):
             return None if base is None else base + (own or NOTHING)
         if kind == "torchvision":
             return _torchvision_bytes()
-    except (OSError, ValueError, KeyError, ImportError):  # an unreadable header: the loader will say what is wrong
+    except Exception:  # a damaged or unreadable file: no estimate, and the loader says what is wrong in one line
         return None
     return None
 
