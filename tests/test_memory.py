@@ -208,6 +208,27 @@ def test_the_memory_budget_is_a_limit_too(monkeypatch):
     assert loads == []
 
 
+def test_before_a_model_moves_to_a_gpu_others_make_room_or_it_is_refused(monkeypatch):
+    """Simulated CUDA device of 300 MB: the least recently used model moves to the CPU when that makes room;
+    a model larger than the GPU can hold is refused in one line and stays warm on the CPU."""
+    cache, loads = sized_cache(monkeypatch, free_mb=10_000, estimates={"a": 200, "b": 250, "c": 400})
+    monkeypatch.setattr(devices, "resolve_device", lambda setting="auto": "cuda")
+    monkeypatch.setattr(devices, "resolve_dtype", lambda setting, device, preferred="float16": torch.float32)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    on_gpu = lambda: sum(e.nbytes for e in cache.entries() if e.device == "cuda")
+    monkeypatch.setattr(devices, "free_memory", lambda device="cpu": ((300 * MB - on_gpu(), "the GPU") if device == "cuda" else (10_000 * MB, "this machine")))
+    with cache.use("story", "a"):
+        pass
+    with cache.use("story", "b"):  # 250 MB: a moves off the GPU (still warm) to make room
+        pass
+    assert {e.name: e.device for e in cache.entries()} == {"a": "cpu", "b": "cuda"}
+    with pytest.raises(ModelTooLarge, match=r"c needs about 400 MB on cuda, but the GPU has 50 MB free: use a smaller model"):
+        with cache.use("story", "c"):
+            pass
+    assert {e.name: e.device for e in cache.entries()} == {"a": "cpu", "b": "cuda", "c": "cpu"}
+    assert loads == ["a", "b", "c"]
+
+
 def test_a_folder_too_large_for_the_memory_here_is_one_line_and_the_next_call_works(run, monkeypatch, tmp_path):
     from memory_limit import sparse_gpt2_folder
 

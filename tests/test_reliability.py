@@ -95,6 +95,8 @@ def files(tmp_path_factory):
     (folder / "fields.jsonl").write_text('{"body": "no text field"}\n')
     (folder / "tune.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00fake mp3")
     (folder / "tune.wav").write_text("a text file with a .wav name")
+    (folder / "notes.gguf").write_text("a text file with a .gguf name")
+    (folder / "half.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 12)  # a GGUF header cut short
     (folder / "no-texts").mkdir()
     (folder / "not-a-model").mkdir()
     (folder / "not-a-model" / "readme.txt").write_text("no weights here")
@@ -205,6 +207,13 @@ CASES = [
     ("story-unknown-model", "story", "%%story -m nobody/no-such-model\nHi", "not in the local Hugging Face cache"),
     ("story-model-of-another-task", "story", "%%story -m sd-turbo\nHi", "'sd-turbo' is not a story model"),
     ("story-folder-without-a-model", "story", "%%story -m {files}/not-a-model\nHi", "is not a causal_lm model folder: it has no config.json"),
+    ("story-mistyped-alias", "story", "%%story -m smolm2\nHi", "did you mean smollm2"),
+    ("story-gguf-missing", "story", "%%story -m {files}/missing.gguf\nHi", "no GGUF file"),
+    ("story-gguf-not-gguf", "story", "%%story -m {files}/notes.gguf\nHi", "is not a GGUF file"),
+    ("story-gguf-cut-short", "story", "%%story -m {files}/half.gguf\nHi", "is not a GGUF text model transformers can load"),
+    ("paint-gguf-file", "paint", "%%paint -m {files}/half.gguf\na fox", "a GGUF file holds a text model"),
+    ("story-prompt-on-the-line-and-in-the-body", "story", "%%story -m gpt2 Once upon\na time", "after the flags or in the cell body, not both"),
+    ("story-line-form-without-a-prompt", "story", "%story -m gpt2 --max-new-tokens 5", "the prompt is empty"),
     # %%paint: values, images, files, URLs, recipes, models
     ("paint-size-below-64", "paint", "%%paint --width 16\na fox", "--width must be a multiple of 8"),
     ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be a whole number from 1 to 500, not 0"),
@@ -224,6 +233,8 @@ CASES = [
     ("paint-unknown-scheduler", "paint", "%%paint --scheduler heun\na fox", "--scheduler must be default, euler, euler_a, dpm++, ddim or lcm, not 'heun'"),
     ("paint-model-is-an-image", "paint", "%%paint -m {files}/ok.png\na fox", "is not an alias, a local folder or a Hugging Face hub id"),
     ("paint-unknown-model", "paint", "%%paint -m nobody/no-such-model\na fox", "not in the local Hugging Face cache"),
+    ("paint-mistyped-alias", "paint", "%%paint -m sd-trubo\na fox", "did you mean sd-turbo"),
+    ("paint-prompt-on-the-line-and-in-the-body", "paint", "%%paint -n 2 a red fox\na red fox", "not both"),
     # %stylize / %%stylize
     ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "--size must be a whole number from 32 to 2048"),
     ("stylize-negative-style-weight", "stylize", "%stylize --content content --style style --style-weight -1", "style-weight must be >= 0"),
