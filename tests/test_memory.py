@@ -211,7 +211,7 @@ def test_the_memory_budget_is_a_limit_too(monkeypatch):
 def test_before_a_model_moves_to_a_gpu_others_make_room_or_it_is_refused(monkeypatch):
     """Simulated CUDA device of 300 MB: the least recently used model moves to the CPU when that makes room;
     a model larger than the GPU can hold is refused in one line and stays warm on the CPU."""
-    cache, loads = sized_cache(monkeypatch, free_mb=10_000, estimates={"a": 200, "b": 250, "c": 400})
+    cache, loads = sized_cache(monkeypatch, free_mb=10_000, estimates={"a": 200, "b": 250, "c": 400}, budget_gb=10)
     monkeypatch.setattr(devices, "resolve_device", lambda setting="auto": "cuda")
     monkeypatch.setattr(devices, "resolve_dtype", lambda setting, device, preferred="float16": torch.float32)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
