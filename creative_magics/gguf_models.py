@@ -171,6 +171,7 @@ def ensure_converted(source, settings=None):
         with quiet():
             model.save_pretrained(scratch)
             tokenizer.save_pretrained(scratch)
+        os.chmod(scratch, 0o755)  # readable like the rest of the cache home (a temporary folder is private)
         try:
             os.rename(scratch, folder)  # in one step: a half-written folder is never taken for a model
         except OSError:  # another process made it meanwhile

@@ -4,7 +4,6 @@ layer, the canvas as an image source, the gallery as a listener) and take it bac
 """
 
 import itertools
-import sys
 import threading
 from dataclasses import dataclass, field
 

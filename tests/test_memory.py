@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from creative_magics import devices, footprint, models, session
+from creative_magics import devices, footprint
 from creative_magics.cache import ModelCache
 from creative_magics.errors import ModelTooLarge
 from creative_magics.models import ModelSpec
