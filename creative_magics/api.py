@@ -202,7 +202,7 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
     from .tasks import story as task
 
     session, call, prompt, values, sources = _begin(
-        "story", "prompt", prompt, recipe, params, _given_as, _above, _namespace, _output, "the prompt is empty: write it in the cell body"
+        "story", "prompt", prompt, recipe, params, _given_as, _above, _namespace, _output, "the prompt is empty: write it in the cell body, or after the flags of the line magic"
     )
     task.check(values)
     spec = session.resolve("story", values.get("model"))
@@ -217,7 +217,7 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
         return session.remember(result, call)
     result = _run(
         session, "story", spec,
-        lambda text_model: task.write(text_model, prompt, values, sources, model_name=name, on_text=on_text),
+        lambda text_model: task.write(text_model if spec.chat is None else text_model.used_as(spec.chat), prompt, values, sources, model_name=name, on_text=on_text),
         lambda: (
             f"out of GPU memory writing {_shown(values, 'story', 'n', 1)} x {_shown(values, 'story', 'max_new_tokens')} tokens "
             "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
@@ -258,7 +258,7 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
             recipe_values.pop("init", None)
         else:
             recipe_hash = recipe.get("init_hash")
-    prompt = _text(prompt, "the prompt is empty: write it in the cell body")
+    prompt = _text(prompt, "the prompt is empty: write it in the cell body, or after the flags of the line magic")
     values, sources = _merge(session, "paint", given, _given_as, recipe_values, _above)
     if recipe_hash and values.get("init") is None:
         raise CreativeError("this recipe started from an image object it cannot name: pass that image with --init")

@@ -69,7 +69,7 @@ def aligned(headers, rows, right=()):
 
 
 def _aliases(magics, *rest):
-    from . import finetuned
+    from . import finetuned, models
     from .models import BUILTIN_ALIASES, DEFAULT_MODELS, METHOD_FAMILY, OWN_NETWORKS, TASK_FAMILY
     from .session import current
 
@@ -81,7 +81,7 @@ def _aliases(magics, *rest):
     sections = []
     for task in tasks:
         rows = [
-            (name, alias.tiny if profile == "tiny" else alias.source, alias.note)
+            (name, models.resolve(task, name, profile=profile).source, alias.note)  # what the alias loads now
             for name, alias in sorted(BUILTIN_ALIASES.items())
             # %stylize's methods each run their own network (gatys VGG19, adain, cyclegan's painters)
             if alias.family == TASK_FAMILY[task] or (task == "stylize" and alias.family in OWN_NETWORKS and alias.family in METHOD_FAMILY.values())

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from . import hub, paths, tiny
-from .hf import quiet, trusts_remote_code
+from . import gguf_models, hub, paths, tiny
+from .hf import dtype_kwarg, quiet, trusts_remote_code
 from .errors import ModelNotAvailable, first_line
 from .models import OWN_NETWORKS
 
@@ -22,6 +22,7 @@ class TextModel:
 
     model: object
     tokenizer: object
+    chat: object = None  # False: an instruct model used as a base model (it continues the text); None: as its tokenizer says
 
     def to(self, device=None, dtype=None):
         self.model.to(device=device, dtype=dtype)
@@ -29,7 +30,13 @@ class TextModel:
 
     @property
     def is_chat(self):
+        if self.chat is not None:
+            return bool(self.chat)
         return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def used_as(self, chat):
+        """The same model and tokenizer (nothing copied), used as an instruct model or not (`chat`; None: as it is)."""
+        return self if chat is None else TextModel(self.model, self.tokenizer, chat)
 
 
 @dataclass(eq=False)
@@ -60,11 +67,7 @@ class MidiModel:
         return self
 
 
-def _dtype_kwarg():
-    import transformers
-
-    major, minor = (int(p) for p in transformers.__version__.split(".")[:2])
-    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+_dtype_kwarg = dtype_kwarg
 
 
 def load_causal_lm(source, dtype, settings, **kwargs):
@@ -74,9 +77,14 @@ def load_causal_lm(source, dtype, settings, **kwargs):
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs)
     model.eval()
+    return TextModel(model, finish_tokenizer(tokenizer))
+
+
+def finish_tokenizer(tokenizer):
+    """Batches need a padding token; a model without one pads with its end-of-text token."""
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    return TextModel(model, tokenizer)
+    return tokenizer
 
 
 def load_diffusion(source, dtype, settings, **kwargs):
@@ -290,6 +298,13 @@ def load_model(spec, dtype, settings=None, *, resolve=None, warm=None):
     if spec.kind == "tiny":
         with quiet():
             return load(str(tiny.ensure(spec.source)), dtype, settings, local_files_only=True)
+    if spec.kind == "gguf":  # a .gguf file, or REPO:FILE.gguf
+        model, tokenizer = gguf_models.load(spec, dtype, settings)
+        return TextModel(model.eval(), finish_tokenizer(tokenizer))
+    if spec.kind == "package":  # the offline text model, converted once from its package's GGUF file
+        folder = gguf_models.ensure_converted(spec.source, settings)
+        with quiet():
+            return load(str(folder), dtype, settings, local_files_only=True)
     if spec.kind == "adapter":  # %%finetune: a LoRA folder loads as its base with the adapter merged in
         from .finetuned import load_adapter
 

@@ -76,13 +76,38 @@ def declared_flags(task, *extra):
     return decorate
 
 
-def parse_flags(magic, line):
-    """Flags of a magic line, split like a shell would (quotes removed), parsed by its @magic_arguments."""
+def split_line(line):
+    """A magic line split like a shell would (quotes removed). A lone apostrophe, as in a prompt's "dragon's",
+    is a letter, not an unclosed quote."""
     try:
-        argv = shlex.split(line)
+        return shlex.split(line)
     except ValueError as err:
-        raise CreativeError(f"cannot read the flags ({err}): check the quotes") from None
-    return magic.parser.parse_args(argv)
+        lexer = shlex.shlex(line, posix=True)
+        lexer.whitespace_split, lexer.quotes, lexer.commenters = True, '"', ""
+        try:
+            return list(lexer)
+        except ValueError:
+            raise CreativeError(f"cannot read the flags ({err}): check the quotes") from None
+
+
+def parse_flags(magic, line):
+    """Flags of a magic line, parsed by its @magic_arguments; the words of a line form's prompt may come
+    between the flags as well as after them."""
+    argv = split_line(line)
+    parser = magic.parser
+    if any(action.dest == "words" for action in parser._actions):
+        return parser.parse_intermixed_args(argv)
+    return parser.parse_args(argv)
+
+
+def line_prompt(args, cell, what="prompt"):
+    """The words after the flags (a line magic's prompt), or None; never both them and a cell body."""
+    words = " ".join(getattr(args, "words", None) or [])
+    if not words.strip():
+        return None
+    if cell is not None and cell.strip():
+        raise CreativeError(f"give the {what} after the flags or in the cell body, not both")
+    return words
 
 
 def given_values(task, args):
@@ -98,6 +123,14 @@ def _name(value):
 
 def _output(what):
     return argument("-o", "--output", metavar="NAME", help=f"store the result ({what}) in this variable")
+
+
+def _words(magic):
+    return argument(
+        "words", nargs="*", metavar="PROMPT",
+        help=f"as a line magic, %%{magic} PROMPT...: the words after the flags are the prompt "
+        f"(after a flag that takes several values, such as --stop, write -- first)",
+    )
 
 
 _RECIPE = argument(
@@ -131,17 +164,19 @@ class CreativeMagics(Magics, Settings):
 
     # -- %%story ------------------------------------------------------------------------
 
-    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"))
-    @cell_magic
+    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"), _words("story"))
+    @line_cell_magic
     @user_errors
-    def story(self, line, cell):
-        """Write a story or poem; the cell body is the prompt (`{name}` inserts a variable)."""
+    def story(self, line, cell=None):
+        """Write a story or poem; the cell body is the prompt (`{name}` inserts a variable).
+        As a line magic, `%story [flags] PROMPT...` takes the words after the flags as the prompt."""
         from . import api
         from .views import StoryView
 
         args = parse_flags(self.story, line)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
+        cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
         call = lambda **shown: api.story(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("story", args)
@@ -150,18 +185,20 @@ class CreativeMagics(Magics, Settings):
 
     # -- %%paint ------------------------------------------------------------------------
 
-    @declared_flags("paint", _RECIPE, _output(".images, .image, .seeds, .recipe"))
+    @declared_flags("paint", _RECIPE, _output(".images, .image, .seeds, .recipe"), _words("paint"))
     @line_cell_magic
     @user_errors
     def paint(self, line, cell=None):
         """Paint a picture; the cell body is the prompt (`{name}` inserts a variable).
-        As a line magic, `%paint --recipe PATH` re-runs a recipe with its own prompt."""
+        As a line magic, `%paint [flags] PROMPT...` takes the words after the flags as the prompt, and
+        `%paint --recipe PATH` re-runs a recipe with its own prompt."""
         from . import api
         from .views import ImageView
 
         args = parse_flags(self.paint, line)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
+        cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
         call = lambda **shown: api.paint(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("paint", args)

