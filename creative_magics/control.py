@@ -81,7 +81,7 @@ def _aliases(magics, *rest):
     sections = []
     for task in tasks:
         rows = [
-            (name, models.resolve(task, name, profile=profile).source, alias.note)  # what the alias loads now
+            (name, _loads(task, name, alias, profile), alias.note)  # what the alias loads now
             for name, alias in sorted(BUILTIN_ALIASES.items())
             # %stylize's methods each run their own network (gatys VGG19, adain, cyclegan's painters)
             if alias.family == TASK_FAMILY[task] or (task == "stylize" and alias.family in OWN_NETWORKS and alias.family in METHOD_FAMILY.values())
@@ -98,6 +98,14 @@ def _aliases(magics, *rest):
         print(title)
         for name, target, note in rows:
             print(f"  {name:<{widths[0]}}  {target:<{widths[1]}}  {note}".rstrip())
+
+
+def _loads(task, name, alias, profile):
+    """What alias `name` loads now under `profile` (a %stylize alias through the method that runs its network)."""
+    from . import models
+
+    method = next((m for m, family in models.METHOD_FAMILY.items() if family == alias.family), None) if task == "stylize" else None
+    return models.resolve(task, name, profile=profile, method=method).source
 
 
 def _evict(magics, name=None, *rest):
