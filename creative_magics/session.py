@@ -98,6 +98,7 @@ class Session:
         self._auto_profile = None
         self._defaults = {}  # name -> provider(task) -> {param: value}, e.g. "panel"
         self._image_sources = {}  # name -> () -> image, e.g. "canvas"
+        self._mask_sources = {}  # name -> () -> mask (L image, white = repaint), e.g. the canvas's strokes
         self._listeners = []  # callbacks told of each new result (the gallery)
 
     def attach(self, settings):
@@ -122,9 +123,11 @@ class Session:
                 )
         return self._auto_profile
 
-    def resolve(self, task, ref=None):
+    def resolve(self, task, ref=None, family=None):
+        """The ModelSpec of `ref` for `task` (its default model when None); `family` for models of another
+        family a task uses beside its own (%%paint's "controlnet" and "lora")."""
         ref = ref or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
-        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile())
+        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile(), family=family)
 
     def aliases(self, task):
         """%config aliases, plus (for the text tasks) the fine-tuned models in the models folder; a
@@ -162,6 +165,17 @@ class Session:
 
     def image_source(self, name):
         return self._image_sources.get(name)
+
+    def add_mask_source(self, name, get):
+        """`get()` gives the mask a bare `name` means as a --mask (the canvas: white where strokes were drawn)."""
+        self._mask_sources[name] = get
+
+    def remove_mask_source(self, name, get):
+        if self._mask_sources.get(name) == get:
+            del self._mask_sources[name]
+
+    def mask_source(self, name):
+        return self._mask_sources.get(name)
 
     # -- results and calls ----------------------------------------------------------------------
 
