@@ -410,8 +410,10 @@ class StyleCanvas(widgets.VBox):
 
     def close(self):
         self._closed = True
-        self.session.remove_image_source("canvas", self.to_image)
-        self.session.remove_mask_source("canvas", self.to_mask)
+        session = getattr(self, "session", None)  # None when __init__ refused its size
+        if session is not None:
+            session.remove_image_source("canvas", self.to_image)
+            session.remove_mask_source("canvas", self.to_mask)
         super().close()
 
     @property
