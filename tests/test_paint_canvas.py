@@ -604,3 +604,13 @@ def test_paint_checks_run_before_anything_loads(ip):
     with pytest.raises(CreativeError, match="--mask is for inpainting"):
         creative_magics.paint("a fox", mask=square_mask())
     assert session.current().cache.entries() == []
+
+
+def test_the_sweep_suggestion_follows_its_slider_until_edited(ip):
+    panel = creative_magics.panel()
+    panel.sweep_name.value = "guidance"
+    panel.controls["paint"]["guidance"].value = 4.0
+    assert panel.sweep_values.value == "2, 4, 6"
+    panel.sweep_values.value = "1, 9"
+    panel.controls["paint"]["guidance"].value = 8.0
+    assert panel.sweep_values.value == "1, 9"

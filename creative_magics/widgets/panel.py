@@ -210,17 +210,20 @@ class Panel(widgets.VBox):
         )
         self.sweep_values = widgets.Text(placeholder="values, e.g. 3, 5, 7.5", layout=widgets.Layout(width="200px"))
         self.sweep_button = widgets.Button(description="Sweep", layout=widgets.Layout(width="80px"))
-        self.sweep_name.observe(lambda change: self._suggest_sweep(), names="value")
+        self.sweep_name.observe(lambda change: self._suggest_sweep(force=True), names="value")
+        for widget in self.controls["paint"].values():  # the suggestion follows its slider, until edited
+            widget.observe(lambda change: self._suggest_sweep(), names="value")
         self.sweep_button.on_click(lambda _: self.sweep(self.sweep_name.value, self.sweep_values.value))
         self._sweep = None  # the sweep the next run makes (NAME=V1,V2,...)
-        self._suggest_sweep()
+        self._suggested = None
+        self._suggest_sweep(force=True)
         return widgets.HBox([self.sweep_name, self.sweep_values, self.sweep_button])
 
-    def _suggest_sweep(self):
-        """Three values around the slider's: half, itself and half again, within its range."""
+    def _suggest_sweep(self, force=False):
+        """Three values around the slider's: half, itself and half again, within its range (not over values typed in)."""
         name = self.sweep_name.value
         widget = self.controls["paint"].get(name)
-        if widget is None:
+        if widget is None or not (force or self.sweep_values.value in ("", self._suggested)):
             return
         value, step = widget.value, widget.step or 1
         picked = []
@@ -229,15 +232,15 @@ class Panel(widgets.VBox):
             near = int(near) if isinstance(widget, widgets.IntSlider) else float(f"{near:.6g}")
             if near not in picked:
                 picked.append(near)
-        self.sweep_values.value = ", ".join(_short(v) for v in picked)
+        self.sweep_values.value = self._suggested = ", ".join(_short(v) for v in picked)
 
     def sweep(self, name, values):
         """Paint the last %%paint call again once per value of the slider `name` ("3, 5, 7"), as one labelled grid
-        (in the background, like "Run again"). Returns the sweep it asked for, or None when it cannot."""
+        (in the background, like "Run again"; the last %%paint, even when another task ran since). Returns the
+        sweep it asked for, or None when it cannot."""
         from .. import sweeps
 
-        call = self._last_call()
-        if call is None or call.task != "paint":
+        if self.session.last_call("paint") is None:
             self._say("Nothing to sweep yet: run a %%paint cell first.")
             return None
         item = f"{name}={','.join(v.strip() for v in str(values).split(',') if v.strip())}"
@@ -490,7 +493,7 @@ class Panel(widgets.VBox):
         return self.runner.wait(timeout)
 
     def _run_last(self):
-        call = self._last_call()
+        call = self.session.last_call("paint") if self._sweep else self._last_call()
         if call is None:
             self._say("Nothing to run again yet: run a %%story, %%paint, %stylize or %%compose cell first.")
             return
