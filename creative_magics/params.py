@@ -410,7 +410,8 @@ PAINT = Task(
         Param("hires_strength", "float", 0.5, "with --hires: how much of the larger picture is repainted, in (0, 1] (default 0.5)",
               low=0, high=1, open_low=True, needs="hires", needs_why="the hires fix", panel=Slider(0.01, 1.0, 0.01, "hires strength"),
               a1111="Denoising strength", axis="Hires denoising"),
-        Param("hires_steps", "int", None, "with --hires: steps of the second pass (default: --steps)", low=1, high=500,
+        Param("hires_steps", "int", None, "with --hires: steps of the second pass (default: --steps, at least one denoising step)",
+              low=1, high=500,
               needs="hires", needs_why="the hires fix", a1111="Hires steps", axis="Hires steps"),
         Param("sweep", "sweeps", None, "paint one picture per value, NAME=V1,V2,... (any flag with an axis: steps, guidance, seed, "
               "scheduler, m, lora, ...); up to three make the X, Y and Z of one labelled grid", metavar="NAME=V1,V2", config=False),

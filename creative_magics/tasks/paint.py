@@ -590,8 +590,9 @@ def _check_hires(values):
 
 
 def hires_steps(values, total=False):
-    """The hires fix's second pass: its steps (`total`: as asked), or the denoising steps it takes."""
-    asked = values.get("hires_steps") or values["steps"]
+    """The hires fix's second pass: its steps (`total`: as asked; by default the first pass's, or as many as
+    leave one denoising step at --hires-strength: 2 at 0.5 after SD-Turbo's one), or the denoising steps it takes."""
+    asked = values.get("hires_steps") or max(values["steps"], math.ceil(1 / values["hires_strength"]))
     return asked if total else min(int(asked * values["hires_strength"]), asked)
 
 
@@ -744,8 +745,9 @@ def paint_recipe(prompt, values, sources, model_name, runner, mode="txt2img", in
     if control is not None:
         recorded += RECORDED_BY["control"]
     if values.get("hires"):
-        values["hires_steps"] = values.get("hires_steps") or values["steps"]
-        sources.setdefault("hires_steps", sources.get("steps", "default"))
+        if not values.get("hires_steps"):
+            values["hires_steps"] = hires_steps(values, total=True)
+            sources["hires_steps"] = sources.get("steps", "default")
         recorded += RECORDED_BY["hires"]
     if loras:
         values["lora"] = [params.lora_text(name, weight) for name, _, _, weight in loras]
