@@ -77,10 +77,14 @@ def is_weighted(pieces):
 
 
 def kind_of(pipe):
-    """"sdxl" or "sd" for the pipelines compel can encode for (two CLIP encoders or one), else None."""
-    if getattr(pipe, "text_encoder_2", None) is not None and getattr(pipe, "tokenizer_2", None) is not None:
+    """"sdxl" or "sd" for the pipelines compel encodes for (Stable Diffusion's CLIP text encoders: SDXL's two, or
+    SD 1.x/2.x's one), else None (another model family, aMUSEd say, reads its prompt its own way)."""
+    first = type(getattr(pipe, "text_encoder", None)).__name__
+    second = type(getattr(pipe, "text_encoder_2", None)).__name__
+    tokenizers = getattr(pipe, "tokenizer", None) is not None
+    if first == "CLIPTextModel" and second == "CLIPTextModelWithProjection" and tokenizers and getattr(pipe, "tokenizer_2", None) is not None:
         return "sdxl"
-    if getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None:
+    if first == "CLIPTextModel" and getattr(pipe, "text_encoder_2", None) is None and tokenizers:
         return "sd"
     return None
 

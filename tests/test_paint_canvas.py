@@ -331,6 +331,29 @@ def test_switching_loras_never_reloads_the_base(ip, monkeypatch, tmp_path):
     assert sorted(paint_task.loaded_loras(pipe)) == sorted(paint_task.adapter_name(n) for n in (f"{tmp_path}/mine.safetensors", "lcm-lora-sd15"))
 
 
+def kohya_names(state):
+    """A diffusers-format LoRA in Kohya's (A1111's) layout: `lora_unet_..._to_q.lora_down.weight`, `.lora_up`, `.alpha`."""
+    out = {}
+    for key, value in state.items():
+        part, _, rest = key.partition(".")
+        module, _, kind = rest.rpartition(".lora_")
+        stem = ("lora_unet_" if part == "unet" else "lora_te_") + module.replace(".", "_")
+        out[f"{stem}.{'lora_down' if kind.startswith('A') else 'lora_up'}.weight"] = value
+        if kind.startswith("A"):
+            out[f"{stem}.alpha"] = torch.tensor(float(value.shape[0]))  # alpha = rank: a scale of 1, as saved
+    return out
+
+
+def test_a_kohya_lora_loads_as_diffusers_loads_it(ip, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(f"{folder('tiny-lora')}/pytorch_lora_weights.safetensors")
+    save_file(kohya_names(state), tmp_path / "kohya-style.safetensors")
+    ours = creative_magics.paint("a fox", model="sd15", steps=2, seed=1, lora=f"{tmp_path}/kohya-style.safetensors:0.6")
+    same_weights = creative_magics.paint("a fox", model="sd15", steps=2, seed=1, lora="lcm-lora-sd15:0.6")
+    assert np.abs(np.asarray(ours.image, np.int16) - np.asarray(same_weights.image, np.int16)).max() <= 1
+
+
 def test_an_lcm_lora_allows_the_lcm_scheduler(ip):
     result = creative_magics.paint("a fox", model="sd15", lora="lcm-lora-sd15", scheduler="lcm", steps=2, guidance=1.0, seed=1)
     assert result.recipe["params"]["scheduler"] == "lcm"

@@ -186,9 +186,11 @@ def build_lora(dest, xl=False):
     layers = {}
     for name in ("unet", "text_encoder", "text_encoder_2") if xl else ("unet", "text_encoder"):
         model = inject_adapter_in_model(unet if name == "unet" else text, parts[name], adapter_name="default")
-        # peft's names (`...to_q.lora_A.default.weight`) without the adapter's: the layout diffusers saves and loads
+        # peft's names (`...to_q.lora_A.default.weight`) without the adapter's: the layout diffusers saves and loads;
+        # the text encoders' under `text_model.`, as the LoRAs people publish have them (made with transformers 4)
+        prefix = "" if name == "unet" else "text_model."
         layers[f"{name}_lora_layers"] = {
-            key.replace(".default.", "."): value for key, value in model.state_dict().items() if ".lora_" in key
+            prefix + key.replace(".default.", "."): value for key, value in model.state_dict().items() if ".lora_" in key
         }
     pipeline = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
     pipeline.save_lora_weights(dest, safe_serialization=True, **layers)
