@@ -194,6 +194,7 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
             elif recipe.get(f"{name}_hash"):
                 recipe_hashes[name] = recipe[f"{name}_hash"]
     prompt = _text(prompt, "the prompt is empty: write it in the cell body")
+    _refuse_lora_tags(prompt)
     values, sources = _merge(session, "paint", given, _given_as, recipe_values, _above)
     for name in recipe_hashes:
         if values.get(name) is None:
@@ -223,6 +224,15 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
 
 
 _IMAGE_WORDS = {"init": "init image", "mask": "mask", "control": "control image"}
+
+
+def _refuse_lora_tags(prompt):
+    """A1111's `<lora:NAME:WEIGHT>` in a prompt would reach the text encoder as words: say where it goes here."""
+    import re
+
+    tag = re.search(r"<lora:([^<>]+)>", prompt)
+    if tag:
+        raise CreativeError(f"a LoRA in the prompt ({tag.group(0)}) is A1111's way; here put it on the magic line: --lora {tag.group(1)}")
 
 
 def _paint_images(values, recipe_hashes, namespace):

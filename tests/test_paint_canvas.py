@@ -154,6 +154,14 @@ def test_an_inpainting_model_inpaints_and_refuses_to_paint_from_text(ip, run, mo
     assert_one_line_error(run("%%paint -m sd15-inpaint --steps 2\na boat"), "sd15-inpaint is an inpainting model", "--mask")
 
 
+def test_sdxl_inpaints_with_its_inpainting_model_and_with_the_base(ip):
+    init, mask = noise_picture(), square_mask()
+    for model in ("sdxl-inpaint", "sdxl"):
+        result = creative_magics.paint("a boat", model=model, init=init, mask=mask, steps=2, seed=1, guidance=5, mask_blur=0)
+        ours, before, inside = np.asarray(result.image, np.int16), np.asarray(init, np.int16), np.asarray(mask) > 127
+        assert np.array_equal(ours[~inside], before[~inside]) and np.abs(ours - before)[inside].mean() > 5, model
+
+
 def test_inpainting_after_text_to_image_loads_nothing_and_shares_the_weights(ip, monkeypatch):
     creative_magics.paint("a fox", model="sd15", steps=1, seed=1)
     no_more_loading(monkeypatch)
@@ -459,6 +467,7 @@ def test_sdxl_weights_and_long_prompts(ip):
 
 def test_prompt_editing_is_refused_in_one_line(run):
     assert_one_line_error(run("%%paint -m sd15\na [cat:dog:0.5] on a sofa"), "prompt editing [from:to:when]")
+    assert_one_line_error(run("%%paint -m sd15\na fox <lora:lcm-lora-sd15:0.8>"), "put it on the magic line: --lora lcm-lora-sd15:0.8")
 
 
 # -- hires fix -----------------------------------------------------------------------------------------------
