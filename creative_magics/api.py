@@ -345,6 +345,8 @@ def _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait):
     if base.get("seed") is None:
         base["seed"], base_sources["seed"] = seeds.choose(None), "drawn"
     cells = sweeps.cells(made, base)
+    for model in dict.fromkeys(cell["model"] for cell in cells if "model" in cell):
+        session.resolve("paint", model)  # a model that is none, in one line, before the first cell paints
     progress = _SweepProgress(len(cells), callbacks.get("on_step"), callbacks.get("on_preview"))
     results, interrupted = [], False
     for index, cell in enumerate(cells):

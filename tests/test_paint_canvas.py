@@ -574,6 +574,7 @@ def test_sweep_mistakes_are_one_line(ip, run, monkeypatch):
     assert_one_line_error(run("%%paint -n 2 --sweep steps=1,2\na fox"), "a sweep paints one picture per cell: drop -n")
     assert_one_line_error(run("%%paint --sweep steps=1 --sweep steps=2\na fox"), "steps is swept twice")
     assert_one_line_error(run("%%paint --sweep lora=0,1\na fox"), "a LoRA weight sweep weighs one --lora MODEL; this call has 0")
+    assert_one_line_error(run("%%paint --sweep m=sd15,gpt2\na fox"), "'gpt2' is not a paint model")
     assert_one_line_error(run("%%paint --sweep seed=1,2 --sweep steps=1,2 --sweep guidance=1,2 --sweep width=64,72\na fox"), "up to 3 names")
     big = "--sweep seed=" + ",".join(str(i) for i in range(9)) + " --sweep guidance=" + ",".join(str(i) for i in range(8))
     assert_one_line_error(run(f"%%paint {big}\na fox"), "this sweep paints 9 x 8 = 72 pictures, more than 64: add --yes")
