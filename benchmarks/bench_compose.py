@@ -5,6 +5,8 @@ with the same inputs, interleaved in one process. Issue 6/8 asks for an overhead
     python benchmarks/bench_compose.py --shape tiny    # the tiny test model (quick; overhead is a larger share)
     python benchmarks/bench_compose.py --gpu           # also seconds of audio per second on a GPU, if one is here
     python benchmarks/bench_compose.py --quick         # the tiny model, 1 s of audio, 3 runs: checks the plumbing
+    python benchmarks/bench_compose.py --long          # a 60 s piece window after window vs one plain 30 s window:
+                                                       # seconds of audio per second of work (add --quick: tiny, 45 s)
 
 Timing does not depend on the weights' values, so random weights in the real shapes stand in for the
 released checkpoints (which this machine cannot download). The overhead is a ratio of CPU time (the
@@ -191,6 +193,66 @@ def gpu_speed(folder, seconds=10.0, runs=3):
     return made / min(times), torch.cuda.get_device_name()
 
 
+def long_speed(model_ref, seconds):
+    """Seconds of audio per CPU second: a warm `creative_magics.compose` of `seconds`, window after window,
+    against one plain `model.generate` of a whole window (what one call can make). Returns the two rows."""
+    import creative_magics
+    from creative_magics import session
+    from creative_magics.tasks import compose as task
+
+    creative_magics.compose(DESCRIPTION, model=model_ref, seconds=0.1, seed=1)  # load once; the cache keeps it warm
+    music_model = session.current().cache.get("compose", model_ref)
+    model = music_model.model
+    per_channel = task.codebooks_per_channel(model)
+    window = task.window_frames(model)
+    values = dict(task.HOUSE_DEFAULTS, guidance=3.0, n=1)
+
+    def plain():
+        inputs = music_model.tokenizer([DESCRIPTION], padding=True, return_tensors="pt")
+        torch.manual_seed(1)
+        with torch.inference_mode():
+            return model.generate(**inputs, **task.generate_kwargs(values, window, per_channel))
+
+    def windowed():
+        return creative_magics.compose(DESCRIPTION, model=model_ref, seconds=seconds, seed=1, on_progress=lambda done, total: None)
+
+    rates = {}
+    for name, call in (("plain", plain), ("windowed", windowed)):
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = call()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        made = (out.shape[-1] if name == "plain" else out.audio.shape[-1]) / model.config.audio_encoder.sampling_rate
+        rates[name] = (made, cpu, wall)
+    return rates, window / task.frame_rate(model)
+
+
+def main_long(args):
+    small = args.shape == "small"
+    seconds = args.seconds or (60.0 if small else 45.0)
+    folder = musicgen_small_folder() if small else None
+    rates, window = long_speed(folder if small else "musicgen-small", seconds)
+    shape = "MusicGen-small shape (random weights)" if small else "the tiny MusicGen"
+    (plain_s, plain_cpu, plain_wall), (long_s, long_cpu, long_wall) = rates["plain"], rates["windowed"]
+    plain_rate, long_rate = plain_s / plain_cpu, long_s / long_cpu
+    ratio = long_rate / plain_rate
+    report(
+        f"long MusicGen, {shape} on the CPU ({args.threads} thread): audio seconds per CPU second",
+        [
+            (f"plain generate, one {window:g} s window", f"{plain_s:.1f} s of audio in {plain_cpu:.1f} s CPU ({plain_wall:.1f} s wall): {plain_rate:.3f}"),
+            (f"%%compose --seconds {seconds:g}, window after window", f"{long_s:.1f} s of audio in {long_cpu:.1f} s CPU ({long_wall:.1f} s wall): {long_rate:.3f}"),
+            ("windowed / plain", f"{ratio:.3f}  (each next window re-reads its {10:g} s of overlap and decodes once more)"),
+        ],
+    )
+    emit_result(
+        "windowed long MusicGen / plain `generate` in one window, audio seconds per CPU second",
+        f"{long_rate:.3g} vs {plain_rate:.3g} s of audio per CPU s ({ratio * 100:.0f}%), {seconds:g} s piece, {shape}",
+        ratio,
+        audio_per_cpu_s=long_rate,
+        plain_audio_per_cpu_s=plain_rate,
+    )
+    return ratio
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=["small", "tiny"], default="small")
@@ -199,7 +261,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: CPU time then measures the work alone)")
     parser.add_argument("--gpu", action="store_true", help="also measure seconds of audio per second on a GPU")
     parser.add_argument("--quick", action="store_true", help="the tiny model, 1 s of audio, 3 runs")
+    parser.add_argument("--long", action="store_true", help="a piece longer than the window vs one plain window (audio s per s)")
     args = parser.parse_args(argv)
+    if args.long:
+        if args.quick:
+            args.shape = "tiny"
+        torch.set_num_threads(args.threads)
+        return main_long(args)
     if args.quick:
         args.shape, args.seconds, args.runs = "tiny", args.seconds or 1.0, args.runs or 3
     torch.set_num_threads(args.threads)

@@ -29,8 +29,12 @@ BENCHMARKS = {
     "paint": ("bench_paint.py", ["--threads", "1"]),
     "paint-canvas": ("bench_paint_canvas.py", ["--threads", "1"]),
     "stylize": ("bench_stylize.py", []),
+    "feedforward": ("bench_feedforward.py", ["--gatys-steps", "30"]),  # every L-BFGS iteration does the same work: 30 timed, scaled to 300
     "compose": ("bench_compose.py", []),
     "finetune": ("bench_finetune.py", []),
+    "remote": ("bench_remote.py", []),
+    "midi": ("bench_midi.py", []),  # W2 6/9: %%compose --midi
+    "compose-long": ("bench_compose.py", ["--long"]),  # W2 6/9: longer than the window
 }
 
 

@@ -54,7 +54,13 @@ def paint(prompt=None, **params):
 
 
 def stylize(content=None, style=None, **params):
-    """Restyle an image after style images (Gatys) or a text style (method="img2img"); see `creative_magics.api.stylize`."""
+    """Restyle an image after style images (Gatys; method="adain" in one pass), as a painter (method="cyclegan",
+    style="monet"), or after a text style (method="img2img"); see `creative_magics.api.stylize`. With
+    method="adain" and `canvas` as an input, live=True runs it again on every stroke of the style canvas."""
+    if params.get("live") is True:
+        from .widgets.canvas import stylize_live
+
+        return stylize_live(content, style, **params)
     from .api import stylize as run
 
     return run(content, style, **params)

@@ -14,6 +14,7 @@ import contextlib
 
 from . import defaults, refs
 from . import params as declared
+from . import tasks as task_helpers
 from .errors import CreativeError
 from .session import Call, current
 
@@ -41,6 +42,8 @@ def _recipe_values(recipe, task):
     """The values a recipe holds, as a layer below the caller's own: its params, model and seed."""
     if not isinstance(recipe, dict) or recipe.get("task") != task:
         hint = " (read one from a PNG with creative_magics.read_recipe)" if task == "paint" else ""
+        if task == "stylize" and isinstance(recipe, dict) and recipe.get("task") == "paint":
+            hint = " (--method img2img makes paint recipes: run it again with %paint --recipe)"
         raise CreativeError(f"that is not a {task} recipe{hint}")
     values = dict(recipe.get("params", {}))
     for key in ("model", "seed", "system"):
@@ -54,6 +57,20 @@ def _text(value, message):
     if value is None or not str(value).strip():
         raise CreativeError(message)
     return str(value)
+
+
+def _begin(task, text_name, text, recipe, params, source, above, namespace, output, empty):
+    """Steps 1 and 2 of a call whose input is a text (a prompt, a description): the Call as made, the
+    text (a recipe's when none is given), and the merged values. Returns (session, call, text, values, sources)."""
+    session = current()
+    given = _given(task, params)
+    call = Call(task, {text_name: text, "recipe": recipe}, given, source, namespace, output)
+    recipe_values = _recipe_values(recipe, task) if recipe is not None else {}
+    if recipe is not None and text is None:
+        text = recipe.get("prompt")
+    text = _text(text, empty)
+    values, sources = _merge(session, task, given, source, recipe_values, above)
+    return session, call, text, values, sources
 
 
 # -- 4. running: one generation at a time, a second try after a GPU out-of-memory error --------------
@@ -120,6 +137,48 @@ def _run(session, task_name, spec, work, message, on_wait=None):
         return _retrying_out_of_memory(session, task_name, spec, attempt, message)
 
 
+def _say(line):
+    print(line)
+
+
+def _usable(session, task, spec, values, sources, on_note):
+    """The values the model of `spec` can use (tasks.usable): a remote model what its API has fields for,
+    a local one all but the remote-only ones. Refused in one line when the caller gave such a value."""
+    point = _endpoint(session, spec) if spec.kind == "remote" else None
+    values, sources, note = task_helpers.usable(
+        declared.of(task), values, sources, remote=point is not None, model=values.get("model") or spec.name,
+        extras=point.extra_params if point is not None else (),
+    )
+    if note:
+        (on_note or _say)(note)
+    return values, sources
+
+
+def _endpoint(session, spec):
+    from . import remote
+
+    name, _, _ = spec.source.partition(":")
+    return remote.endpoint(name, getattr(session.settings, "endpoints", None))
+
+
+def _run_remote(session, task_name, spec, work, on_wait=None, on_note=None):
+    """work(connection) for the remote model of `spec` (ENDPOINT:MODEL), one generation at a time like the
+    local ones; plain http to another machine is said once per endpoint, and the call is counted for
+    %creative models."""
+    from . import remote
+
+    point = _endpoint(session, spec)
+    warning = remote.plain_http_warning(point)
+    if warning and session.warn_once(("plain http", point.name, point.base_url)):
+        (on_note or _say)(warning)
+    _, _, model = spec.source.partition(":")
+    connection = remote.Connection(point, model, session.settings.remote_timeout)
+    with one_at_a_time(session, on_wait):
+        result = work(connection)
+    session.count_remote(task_name, point.name, model)
+    return result
+
+
 def _shown(values, task, name, fallback=None):
     """A merged value, or the task's house default when it was not given (for messages)."""
     value = values.get(name)
@@ -131,28 +190,34 @@ def _shown(values, task, name, fallback=None):
 # -- %%story ---------------------------------------------------------------------------------
 
 
-def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, _given_as="argument", _above=None, _namespace=None, _output=None, **params):
+def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _above=None, _namespace=None,
+          _output=None, **params):
     """Write a story or poem from `prompt`; returns a StoryResult (`.text`, `.texts`, `.recipe`).
 
     `recipe=` re-runs a recorded recipe (its prompt, model, seed and parameters; arguments win).
-    on_text(partial result) follows the text as it is written. Parameters:
+    on_text(partial result) follows the text as it is written; on_note(line) gets what is worth a line
+    (values a model cannot use, a remote server's limits; printed when not given). A model
+    `ENDPOINT:MODEL` writes on a remote OpenAI-compatible server. Parameters:
     """
     from .tasks import story as task
 
-    session = current()
-    given = _given("story", params)
-    call = Call("story", {"prompt": prompt, "recipe": recipe}, given, _given_as, _namespace, _output)
-    recipe_values = _recipe_values(recipe, "story") if recipe is not None else {}
-    if recipe is not None and prompt is None:
-        prompt = recipe.get("prompt")
-    prompt = _text(prompt, "the prompt is empty: write it in the cell body")
-    values, sources = _merge(session, "story", given, _given_as, recipe_values, _above)
+    session, call, prompt, values, sources = _begin(
+        "story", "prompt", prompt, recipe, params, _given_as, _above, _namespace, _output, "the prompt is empty: write it in the cell body, or after the flags of the line magic"
+    )
     task.check(values)
     spec = session.resolve("story", values.get("model"))
     name = values.get("model") or spec.name
+    values, sources = _usable(session, "story", spec, values, sources, on_note)
+    if spec.kind == "remote":
+        result = _run_remote(
+            session, "story", spec,
+            lambda connection: task.write_remote(connection, prompt, values, sources, model_name=name, on_text=on_text, on_note=on_note),
+            on_wait, on_note,
+        )
+        return session.remember(result, call)
     result = _run(
         session, "story", spec,
-        lambda text_model: task.write(text_model, prompt, values, sources, model_name=name, on_text=on_text),
+        lambda text_model: task.write(text_model if spec.chat is None else text_model.used_as(spec.chat), prompt, values, sources, model_name=name, on_text=on_text),
         lambda: (
             f"out of GPU memory writing {_shown(values, 'story', 'n', 1)} x {_shown(values, 'story', 'max_new_tokens')} tokens "
             "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
@@ -165,7 +230,7 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, _given_as="ar
 # -- %%paint ---------------------------------------------------------------------------------
 
 
-def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=None, _given_as="argument", _above=None,
+def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=None, on_note=None, _given_as="argument", _above=None,
           _namespace=None, _output=None, **params):
     """Paint pictures from `prompt`; returns an ImageResult (`.images`, `.image`, `.seeds`, `.recipe`, `.recipes`).
 
@@ -173,7 +238,9 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     (as a mask: the strokes drawn on the canvas). Values not given come from the panel, %config
     CreativeMagics.paint_defaults, then the model's recommended settings. `recipe=` re-runs a recipe (a
     dict, or `read_recipe(png)`); arguments win. `sweep=` paints one picture per value (a grid).
-    on_step(step, total) follows the steps; on_preview(images, step, total) gets cheap previews. Parameters:
+    on_step(step, total) follows the steps; on_preview(images, step, total) gets cheap previews; on_note(line)
+    what is worth a line. A model `ENDPOINT:MODEL` paints on a remote OpenAI-compatible server
+    (images/generations; images/edits with an init image). Parameters:
     """
     from . import media
     from .tasks import paint as task
@@ -193,7 +260,7 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
                 recipe_values.pop(name, None)
             elif recipe.get(f"{name}_hash"):
                 recipe_hashes[name] = recipe[f"{name}_hash"]
-    prompt = _text(prompt, "the prompt is empty: write it in the cell body")
+    prompt = _text(prompt, "the prompt is empty: write it in the cell body, or after the flags of the line magic")
     _refuse_lora_tags(prompt)
     values, sources = _merge(session, "paint", given, _given_as, recipe_values, _above)
     for name in recipe_hashes:
@@ -205,15 +272,27 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     values, sources = declared.PAINT.drop_unneeded(values, sources, keep=(_given_as,))
     if values.get("sweep") is not None and sources.get("n") != _given_as:
         values.pop("n", None)  # a sweep paints one picture a cell; only the caller's own -n is refused
-    # 2. check, before anything loads
+    # 2. check, before anything loads; what the model cannot use
     task.check(values)
+    spec = session.resolve("paint", values.get("model"))
+    values, sources = _usable(session, "paint", spec, values, sources, on_note)
     # 3. the images it reads (a mask with nothing to repaint is said before any model loads)
     inputs = _paint_images(values, recipe_hashes, _namespace)
     if values.get("save"):
         media.check_folder(values["save"])
-    # 4. paint: once, or once per cell of a sweep
+    # 4. paint: on a remote server, once, or once per cell of a sweep
     callbacks = {"on_step": on_step, "on_preview": on_preview}
-    if values.get("sweep") is not None:
+    if spec.kind == "remote":
+        mask = inputs.get("mask")
+        result = _run_remote(
+            session, "paint", spec,
+            lambda connection: task.paint_remote(
+                connection, prompt, values, sources, model_name=values.get("model") or spec.name, init=inputs.get("init"),
+                mask=mask[0] if mask is not None else None, on_step=on_step, on_note=on_note,
+            ),
+            on_wait, on_note,
+        )
+    elif values.get("sweep") is not None:
         result = _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait)
     else:
         result = _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait)
@@ -346,7 +425,8 @@ def _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait):
         base["seed"], base_sources["seed"] = seeds.choose(None), "drawn"
     cells = sweeps.cells(made, base)
     for model in dict.fromkeys(cell["model"] for cell in cells if "model" in cell):
-        session.resolve("paint", model)  # a model that is none, in one line, before the first cell paints
+        if session.resolve("paint", model).kind == "remote":  # a model that is none, in one line, before the first cell paints
+            raise CreativeError(f"a sweep paints with local models, and {model} is a remote one: sweep it with a loop over creative_magics.paint")
     progress = _SweepProgress(len(cells), callbacks.get("on_step"), callbacks.get("on_preview"))
     results, interrupted = [], False
     for index, cell in enumerate(cells):
@@ -373,10 +453,13 @@ def compose(description=None, *, recipe=None, on_progress=None, on_wait=None, _g
     """Compose music from `description`; returns an AudioResult (`.audio` channels x samples,
     `.sample_rate`, `.recipe`; `.save(path)` writes WAV with the recipe inside).
 
-    A melody is a WAV path, an audio result or an (array, sample_rate) pair. on_progress(seconds_done,
-    seconds_total) follows the generation. `recipe=` re-runs a recorded recipe (its description, model,
-    seed and parameters; arguments win). Parameters:
+    A melody, or the audio to continue, is a WAV path, an audio result, `last` or an (array, sample_rate)
+    pair. With midi=True it writes notes instead and returns a MidiResult (`.midi` bytes of a MIDI file,
+    `.notes`, `.audio` a preview, `.save(path)` a .mid); the description is then optional and kept in the
+    recipe. on_progress(seconds_done, seconds_total) follows the generation. `recipe=` re-runs a recorded
+    recipe (its description, model, seed and parameters; arguments win). Parameters:
     """
+    from . import models
     from .tasks import compose as task
 
     session = current()
@@ -385,21 +468,77 @@ def compose(description=None, *, recipe=None, on_progress=None, on_wait=None, _g
     recipe_values = _recipe_values(recipe, "compose") if recipe is not None else {}
     if recipe is not None and description is None:
         description = recipe.get("prompt")
-    description = _text(description, "the description is empty: describe the music in the cell body")
     values, sources = _merge(session, "compose", given, _given_as, recipe_values, _above)
+    declared.COMPOSE.check_each(values)
+    mode = "midi" if values.get("midi") else "audio"
+    values, sources = _for_mode(values, sources, mode, keep=(_given_as,))
+    family = models.family_named(values.get("model") or models.DEFAULT_MODELS["midi" if mode == "midi" else "compose"], session.settings.aliases)
+    if mode == "midi":
+        if family == "musicgen":
+            raise CreativeError(
+                f"--midi writes notes with a MIDI model (amt-small, amt-medium or amt-large); {values['model']} makes audio: "
+                "drop --midi, or choose one of those with -m"
+            )
+        return _compose_midi(session, call, description, values, sources, on_progress, on_wait, _namespace)
+    if family == "midi":
+        raise CreativeError(f"{values['model']} writes MIDI notes, not audio: add --midi, or choose a MusicGen model (musicgen-small)")
+    description = _text(description, "the description is empty: describe the music in the cell body")
     task.check(values)
     melody = refs.audio(values["melody"], _namespace) if values.get("melody") is not None else None
+    continuation = refs.audio(values["continue_from"], _namespace, "continue") if values.get("continue_from") is not None else None
     spec = session.resolve("compose", values.get("model"))
     name = values.get("model") or spec.name
     result = _run(
         session, "compose", spec,
-        lambda music_model: task.compose(music_model, description, values, sources, model_name=name, melody=melody, on_progress=on_progress),
+        lambda music_model: task.compose(
+            music_model, description, values, sources, model_name=name, melody=melody, continuation=continuation, on_progress=on_progress
+        ),
         lambda: (
             f"out of GPU memory making {_shown(values, 'compose', 'n', 1)} x {_shown(values, 'compose', 'seconds')} s of music even with the "
             "other models evicted: try fewer --seconds or a smaller -n, a smaller model (musicgen-small), or %creative device cpu"
         ),
         on_wait,
     )
+    return session.remember(result, call)
+
+
+def _for_mode(values, sources, mode, keep):
+    """Copies of (values, sources) for a %%compose `mode` ("audio" or "midi"): a value of the other mode is
+    one line when the caller gave it (`keep`), and left out when a panel, %config or a recipe gave it."""
+    values, sources = dict(values), dict(sources)
+    if mode == "audio":
+        values.pop("midi", None)  # midi=False
+        sources.pop("midi", None)
+    for param in declared.COMPOSE.params:
+        if param.methods and mode not in param.methods and values.get(param.name) is not None:
+            if sources.get(param.name) in keep:
+                if mode == "audio":
+                    raise CreativeError(f"{param.flag} is for MIDI composition: add --midi")
+                raise CreativeError(f"{param.flag} is for MusicGen's audio; --midi writes notes without it: drop {param.flag}")
+            del values[param.name]
+            sources.pop(param.name, None)
+    return values, sources
+
+
+def _compose_midi(session, call, description, values, sources, on_progress, on_wait, namespace):
+    """%%compose --midi: notes by the Anticipatory Music Transformer; the description is kept in the recipe."""
+    from .tasks import midi as task
+
+    task.check(values)
+    prompt = refs.midi(values["prompt_midi"], namespace) if values.get("prompt_midi") is not None else None
+    spec = session.resolve("midi", values.get("model"))
+    name = values.get("model") or spec.name
+    text = "" if description is None else str(description).strip()
+    result = _run(
+        session, "midi", spec,
+        lambda midi_model: task.compose_midi(midi_model, text, values, sources, model_name=name, prompt=prompt, on_progress=on_progress),
+        lambda: (
+            f"out of GPU memory writing {_shown(values, 'compose', 'n', 1)} x {_shown(values, 'compose', 'seconds')} s of notes even with the "
+            "other models evicted: try a smaller -n, a smaller model (amt-small), or %creative device cpu"
+        ),
+        on_wait,
+    )
+    result.soundfont = getattr(session.settings, "soundfont", "") or ""
     return session.remember(result, call)
 
 
@@ -455,41 +594,73 @@ def finetune(name, data=None, *, overwrite=False, on_progress=None, on_wait=None
 # -- %%stylize -------------------------------------------------------------------------------
 
 
-def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=None, on_wait=None, _given_as="argument",
-            _above=None, _namespace=None, _output=None, **params):
+def stylize(content=None, style=None, *, prompt=None, recipe=None, on_step=None, on_preview=None, on_wait=None, on_note=None,
+            _given_as="argument", _above=None, _namespace=None, _output=None, _remember=True, **params):
     """Restyle the `content` image; returns an ImageResult (`.image`, `.images`, `.recipe`).
 
     method="gatys" (default): neural style transfer after `style` (an IMAGE, or a list of them, blended
-    by weights) on VGG19. method="img2img": `prompt` describes the style ("a watercolor painting"); the
+    by weights) on VGG19. method="adain": the same after any style image(s), in one pass (Huang &
+    Belongie). method="cyclegan": `style` is a painter, "monet", "vangogh", "cezanne" or "ukiyoe" (Zhu et
+    al.'s generators). method="img2img": `prompt` describes the style ("a watercolor painting"); the
     content image is repainted by the %%paint image-to-image pipeline (model = a paint model) and the
     result carries a paint recipe. An IMAGE is a file path, an http(s) URL, a PIL image, a numpy array,
-    a result, `last` or `canvas`. Parameters (each says which method uses it):
+    a result, `last` or `canvas`. `recipe=` re-runs a stylize recipe (its method, model, images and
+    values; arguments win). Parameters (each says which method uses it):
     """
     from .tasks import stylize as task
 
     session = current()
     given = _given("stylize", params)
-    call = Call("stylize", {"content": content, "style": style, "prompt": prompt}, dict(given), _given_as, _namespace, _output)
-    method = given.pop("method", None) or "gatys"
+    live = given.pop("live", None)
+    declared.STYLIZE["live"].check(live)
+    if live:
+        raise CreativeError("live=True runs again on every canvas stroke: use %stylize ... --live, or creative_magics.stylize(..., live=True)")
+    call = Call("stylize", {"content": content, "style": style, "prompt": prompt, "recipe": recipe}, dict(given), _given_as, _namespace, _output)
+    # 1. the method, and what a recipe gives: its values, its images (by name), its method
+    recipe_values, recipe_images = {}, None
+    if recipe is not None:
+        recipe_values = _recipe_values(recipe, "stylize")
+        recipe_images = _recipe_images(recipe, content, style)
+    method = given.pop("method", None) or (recipe.get("method") if isinstance(recipe, dict) else None) or "gatys"
     declared.STYLIZE["method"].check(method)
+    if recipe_images is not None:
+        content, style = recipe_images["content"], recipe_images["style"]
     if content is None or (isinstance(content, str) and not content.strip()):
         raise CreativeError("no content image: give --content IMAGE (a file, a URL, a variable, `last` or `canvas`)")
     task.check_method(method, given)
     if method == "img2img":
-        return _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, _given_as, _above, _namespace)
+        return _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, _given_as, _above, _namespace,
+                                on_note)
     if prompt and str(prompt).strip():
-        raise CreativeError("a text style needs --method img2img; the gatys method takes its style from --style images")
-    styles = style if isinstance(style, (list, tuple)) else ([] if style is None else [style])
+        raise CreativeError(f"a text style needs --method img2img; the {method} method takes its style from --style")
+    styles = list(style) if isinstance(style, (list, tuple)) else ([] if style is None else [style])
+    painter = _painter(styles, _namespace) if method == "cyclegan" else None
+    if method == "adain":
+        _refuse_painters(styles, _namespace)
     if not styles:
         raise CreativeError("no style image: give --style IMAGE (a file, a URL, a variable, `last` or `canvas`)")
-    values, sources = _merge(session, "stylize", given, _given_as, above=_above)
+    if method == "cyclegan" and recipe_images is not None and style is not recipe_images.get("recipe_style"):
+        recipe_values.pop("model", None)  # a painter given anew: its own generator, not the recipe's
+    # 2. values, checked before anything loads
+    values, sources = _merge(session, "stylize", given, _given_as, recipe_values, _above)
     values = {name: value for name, value in values.items() if not declared.STYLIZE[name].methods or method in declared.STYLIZE[name].methods}
+    values = _model_for_method(session, method, values, sources, keep=(_given_as, "recipe"))
     task.check(values)
+    # 3. references, then the model once
     content_image, content_label = refs.image(content, _namespace, what="content image")
-    resolved = [refs.image(s, _namespace, what="style image") for s in styles]
+    if recipe_images is not None:
+        _same_as_recipe(recipe, "content", content, content_image)
+    resolved = []
+    if method != "cyclegan":
+        resolved = [refs.image(s, _namespace, what="style image") for s in styles]
+        if recipe_images is not None:
+            for index, (image, _) in enumerate(resolved):
+                _same_as_recipe(recipe, "style", styles[index], image, index)
     labels = {"content": content_label, "style": [label for _, label in resolved]}
-    spec = session.resolve("stylize", values.get("model"))
+    default_model = f"cyclegan-{painter}" if method == "cyclegan" else None
+    spec = session.resolve("stylize", values.get("model") or default_model, method=method)
     name = values.get("model") or spec.name
+    style_images = [image for image, _ in resolved]
 
     def progress(step, steps, loss, preview):
         if on_step is not None:
@@ -497,25 +668,114 @@ def stylize(content=None, style=None, *, prompt=None, on_step=None, on_preview=N
         if preview is not None and on_preview is not None:
             on_preview([preview], step, steps)
 
+    def work(net):
+        if method == "adain":
+            return task.adain(net, content_image, style_images, values, sources, name, labels, progress)
+        if method == "cyclegan":
+            return task.cyclegan(net, content_image, painter, values, sources, name, content_label, progress)
+        return task.stylize(net, content_image, style_images, values, sources, name, labels, progress)
+
+    # 4. run
     result = _run(
-        session, "stylize", spec,
-        lambda net: task.stylize(net, content_image, [image for image, _ in resolved], values, sources, name, labels, progress),
+        session, "stylize", spec, work,
         lambda: (
             f"out of GPU memory at --size {_shown(values, 'stylize', 'size')} even with the other models evicted: "
             "try a smaller --size, or %creative device cpu"
         ),
         on_wait,
     )
-    return session.remember(result, call)
+    # 5. remember (live previews are not kept: only the frame drawn when the person stops)
+    return session.remember(result, call) if _remember else result
 
 
-def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, given_as, above, namespace):
+def _model_for_method(session, method, values, sources, keep):
+    """The methods run different networks: a model from the panel or %config that is not one of this
+    method's is left out (the caller's own, or a recipe's, is said wrong in one line instead)."""
+    from .errors import ModelNotAvailable
+
+    model = values.get("model")
+    if model is None or sources.get("model") in keep:
+        return values
+    try:
+        session.resolve("stylize", model, method=method)
+    except ModelNotAvailable:
+        return {name: value for name, value in values.items() if name != "model"}
+    return values
+
+
+def _painter(styles, namespace):
+    """The painter of a cyclegan call: one --style that names one (a painter name wins over a variable of that name)."""
+    from .nets.layers import PAINTERS
+
+    painters = ", ".join(PAINTERS)
+    if not styles:
+        raise CreativeError(f"no painter: give --style {painters.replace(', ', '|')}")
+    if len(styles) > 1:
+        raise CreativeError(f"--method cyclegan paints after one painter: give one --style ({painters})")
+    given = styles[0]
+    if isinstance(given, str) and given.strip() in PAINTERS:
+        return given.strip()
+    if not isinstance(given, str) or refs.names_an_image(given, namespace):
+        raise CreativeError(f"--method cyclegan takes a painter, not a style image: --style {painters} (any style image: --method adain)")
+    raise CreativeError(f"unknown painter {given!r}: --method cyclegan paints as {painters}")
+
+
+def _refuse_painters(styles, namespace):
+    """A painter's name given to adain (and naming no image here) is a mix-up of the two methods: one line."""
+    from .nets.layers import PAINTERS
+
+    for each in styles:
+        if isinstance(each, str) and each.strip() in PAINTERS and not refs.names_an_image(each, namespace):
+            raise CreativeError(
+                f"--style {each.strip()} is a CycleGAN painter, not a style image: use --method cyclegan --style {each.strip()}, "
+                "or give adain an image"
+            )
+
+
+def _recipe_images(recipe, content, style):
+    """The content and style a recipe re-runs with: those given, else the ones it names (an image object it
+    could not name must be passed again)."""
+    out = {"content": content, "style": style}
+    if content is None:
+        label = recipe.get("content")
+        if label is None:
+            raise CreativeError("this recipe restyled an image object it cannot name: pass that image with --content")
+        out["content"] = label
+    if style is None:
+        labels = list(recipe.get("style") or [])
+        if not labels or any(label is None for label in labels):
+            raise CreativeError("this recipe's style is an image object it cannot name: pass that image with --style")
+        out["style"] = out["recipe_style"] = labels
+    return out
+
+
+def _same_as_recipe(recipe, what, ref, image, index=None):
+    """An image taken by its name from a recipe must be the one the recipe used (its pixels' hash)."""
+    from . import media
+
+    if what == "content":
+        if ref != recipe.get("content") or not recipe.get("content_hash"):
+            return
+        expected = recipe["content_hash"]
+    else:
+        hashes = recipe.get("style_hash") or []
+        if index >= len(hashes) or ref != (recipe.get("style") or [None] * (index + 1))[index]:
+            return
+        expected = hashes[index]
+    found = media.image_hash(image)
+    if found != expected:
+        raise CreativeError(
+            f"the {what} image {ref!r} is not the one this recipe used (hash {found}, recipe {expected}): pass the original with --{what}"
+        )
+
+
+def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_preview, on_wait, given_as, above, namespace, on_note=None):
     """The diffusion method: %%paint's image-to-image with the text style as the prompt."""
     if style is not None and style != []:
         raise CreativeError("--method img2img takes its style from the text in the cell body, not from --style images")
     if prompt is None or not str(prompt).strip():
         raise CreativeError("--method img2img restyles after a text: describe the style in the cell body (\"a watercolor painting\")")
-    result = paint(prompt, init=content, on_step=on_step, on_preview=on_preview, on_wait=on_wait, _given_as=given_as,
+    result = paint(prompt, init=content, on_step=on_step, on_preview=on_preview, on_wait=on_wait, on_note=on_note, _given_as=given_as,
                    _above=above, _namespace=namespace, **given)
     session.calls["stylize"] = call
     session.last_task = "stylize"

@@ -1,4 +1,5 @@
-"""Audio in and out: WAV files with the recipe inside, a melody's chroma, the player and the picture.
+"""Audio in and out: WAV files with the recipe inside (and the recipes of MIDI files), a melody's chroma,
+resampling, the player and the picture.
 
 WAV is read and written here with the standard library (`struct`), because the `wave` module reads and
 writes integer PCM only: we also write 32-bit float, read the float files other tools make, and keep
@@ -63,7 +64,8 @@ def check_wav_path(path):
     """Check a --save path before any work: a .wav name in a folder that exists."""
     text = os.fspath(path).strip()
     if not text.lower().endswith(".wav"):
-        raise CreativeError(f"--save writes WAV files: name it something.wav, not {text!r}")
+        midi = " (MIDI files come with --midi)" if text.lower().endswith((".mid", ".midi")) else ""
+        raise CreativeError(f"--save writes WAV files{midi}: name it something.wav, not {text!r}")
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(text)))
     if not os.path.isdir(folder):
         raise CreativeError(f"cannot save to {text!r}: the folder {folder!r} does not exist")
@@ -168,7 +170,17 @@ def _info(payload):
 
 
 def read_recipe(path):
-    """The recipe stored in a WAV written by creative_magics, or None when it has none."""
+    """The recipe stored in a WAV or a MIDI file written by creative_magics, or None when it has none."""
+    from . import midi
+
+    label = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise CreativeError(f"cannot read {label!r}: {err.strerror or err}") from None
+    if midi.looks_like_midi(head):
+        return midi.read_recipe(midi.read_midi_file(path))
     _, _, info = read_wav(path)
     text = info.get("ICMT")
     if not text:
@@ -180,24 +192,56 @@ def read_recipe(path):
     return recipe if isinstance(recipe, dict) else None
 
 
+# What a person passes as AUDIO is checked in the same steps for --melody and --continue; only the words differ.
+_AUDIO_WORDS = {
+    "melody": {
+        "empty": "the melody is empty: give a WAV file",
+        "missing": "melody file {text!r} does not exist",
+        "folder": "melody {text!r} is a folder; give a WAV file",
+        "large": "melody file {text!r} is larger than {mb} MB; cut it to the part to follow",
+        "not_wav": "only WAV files can be read as a melody, and {text!r} is not one; convert it, e.g. ffmpeg -i {text!r} melody.wav",
+        "kind": "a melody is a WAV file, an audio result or an (array, sample_rate) pair, not {kind}",
+        "rate": "the melody's sample rate must be a positive whole number, not {rate!r}",
+        "silent": "the melody {label} holds no audio",
+    },
+    "continue": {
+        "empty": "--continue is empty: give a WAV file, a variable holding an audio result, or last",
+        "missing": "--continue file {text!r} does not exist",
+        "folder": "--continue {text!r} is a folder; give a WAV file",
+        "large": "--continue file {text!r} is larger than {mb} MB; cut it to the part to continue from",
+        "not_wav": "only WAV files can be continued, and {text!r} is not one; convert it, e.g. ffmpeg -i {text!r} clip.wav",
+        "kind": "--continue takes a WAV file, an audio result or an (array, sample_rate) pair, not {kind}",
+        "rate": "the sample rate of the audio to continue must be a positive whole number, not {rate!r}",
+        "silent": "the audio to continue, {label}, holds no audio",
+    },
+}
+
+
 def load_melody(ref):
     """(audio channels x samples, sample rate, label) for a --melody: a WAV path, an audio result
     (`.audio` and `.sample_rate`) or an (array, sample rate) pair. Checked before any model loads."""
+    return load_audio(ref, "melody")
+
+
+def load_audio(ref, what="melody"):
+    """(audio channels x samples, sample rate, label) of an AUDIO argument (`what`: melody or continue),
+    checked before any model loads, one CreativeError line for each thing that can be wrong."""
+    words = _AUDIO_WORDS[what]
     if isinstance(ref, (str, os.PathLike)):
         text = os.fspath(ref).strip()
         if not text:
-            raise CreativeError("the melody is empty: give a WAV file")
+            raise CreativeError(words["empty"])
         path = os.path.expanduser(text)
         if not os.path.exists(path):
-            raise CreativeError(f"melody file {text!r} does not exist")
+            raise CreativeError(words["missing"].format(text=text))
         if os.path.isdir(path):
-            raise CreativeError(f"melody {text!r} is a folder; give a WAV file")
+            raise CreativeError(words["folder"].format(text=text))
         if os.path.getsize(path) > MAX_MELODY_BYTES:
-            raise CreativeError(f"melody file {text!r} is larger than {MAX_MELODY_BYTES // 2**20} MB; cut it to the part to follow")
+            raise CreativeError(words["large"].format(text=text, mb=MAX_MELODY_BYTES // 2**20))
         with open(path, "rb") as f:
             head = f.read(12)
         if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise CreativeError(f"only WAV files can be read as a melody, and {text!r} is not one; convert it, e.g. ffmpeg -i {text!r} melody.wav")
+            raise CreativeError(words["not_wav"].format(text=text))
         audio, sample_rate, _ = read_wav(path)
         label = text
     elif hasattr(ref, "audio") and hasattr(ref, "sample_rate"):
@@ -205,12 +249,12 @@ def load_melody(ref):
     elif isinstance(ref, tuple) and len(ref) == 2:
         audio, sample_rate, label = ref[0], ref[1], "(an audio array)"
     else:
-        raise CreativeError(f"a melody is a WAV file, an audio result or an (array, sample_rate) pair, not {type(ref).__name__}")
+        raise CreativeError(words["kind"].format(kind=type(ref).__name__))
     audio = _channels_first(audio)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
-        raise CreativeError(f"the melody's sample rate must be a positive whole number, not {sample_rate!r}")
+        raise CreativeError(words["rate"].format(rate=sample_rate))
     if audio.shape[1] == 0:
-        raise CreativeError(f"the melody {label} holds no audio")
+        raise CreativeError(words["silent"].format(label=label))
     return audio, sample_rate, label
 
 
@@ -226,6 +270,23 @@ def resample(audio, rate, target):
     length = max(1, int(round(audio.shape[-1] * target / rate)))
     times = np.arange(length) * (rate / target)
     return np.stack([np.interp(times, np.arange(audio.shape[-1]), channel) for channel in audio]).astype(np.float32)
+
+
+def resample_band_limited(audio, rate, target):
+    """`audio` (channels x samples) at `target` Hz for listening: the spectrum cut (or padded) to the new
+    Nyquist frequency, so no aliasing is added. For clips that a model continues."""
+    import numpy as np
+
+    samples = _channels_first(audio)
+    if rate == target:
+        return samples
+    length = max(1, int(round(samples.shape[-1] * target / rate)))
+    spectrum = np.fft.rfft(samples.astype(np.float64), axis=-1)
+    bins = length // 2 + 1
+    out = np.zeros((samples.shape[0], bins), dtype=spectrum.dtype)
+    keep = min(bins, spectrum.shape[-1])
+    out[:, :keep] = spectrum[:, :keep]
+    return (np.fft.irfft(out, n=length, axis=-1) * (length / samples.shape[-1])).astype(np.float32)
 
 
 def melody_chroma(audio, sample_rate, features):

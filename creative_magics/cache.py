@@ -3,6 +3,10 @@ time a call needs it, and evicted least-recently-used first when a memory budget
 
 `get` loads; `use` also places the model and pins it for the duration of a call, so eviction never
 takes a model away from a running call.
+
+Before a model loads (or moves to a GPU), what it will take is estimated and compared with the memory
+free there (a container's limit included) and the memory budget: other warm models are evicted when that
+makes room, and a model that cannot fit even then is refused in one line, never left to the OOM killer.
 """
 
 import threading
@@ -11,8 +15,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import devices, memory
-from .errors import CreativeError, ModelInUse
+from .errors import CreativeError, ModelInUse, ModelTooLarge
 from .models import ModelSpec
+
+
+SMALLER = (
+    "try a smaller model (%creative aliases), a GPU in half precision (%config CreativeMagics.device = 'cuda'), "
+    "or a remote endpoint (-m ENDPOINT:MODEL)"
+)
+
+
+def footprint_text(nbytes):
+    """'1.4 GB' / '350 MB' for a message."""
+    return f"{nbytes / 2**30:.1f} GB" if nbytes >= 2**30 else f"{max(1, round(nbytes / 2**20))} MB"
+
+
+def _bytes_of(dtype):
+    name = str(dtype).replace("torch.", "")
+    return {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}.get(name, 4)
 
 
 @dataclass(eq=False)
@@ -39,15 +59,17 @@ class Entry:
 class ModelCache:
     """One per kernel (see `session.current()`).
 
-    resolver(task, ref) -> ModelSpec; loader(spec, dtype) -> model object (on the CPU);
+    resolver(task, ref) -> ModelSpec; loader(spec, dtype) -> model object (on the CPU); estimator(spec,
+    dtype) -> a footprint.Estimate (`.peak`: the bytes its load needs), or None when that is unknown;
     settings gives device, dtype and memory_budget_gb. Wherever a `ref` is taken, a ModelSpec the
     caller resolved already is taken too (and not resolved again).
     """
 
-    def __init__(self, settings, resolver, loader):
+    def __init__(self, settings, resolver, loader, estimator=None):
         self.settings = settings
         self.resolver = resolver
         self.loader = loader
+        self.estimator = estimator
         self._entries = {}  # spec.key -> Entry
         self._stats = {}  # spec.key -> {"loads": n, "hits": n}, kept across evictions
         self._lock = threading.RLock()
@@ -67,7 +89,7 @@ class ModelCache:
             entry = self._entries.get(spec.key)
             if entry is None:
                 entry = self._entries[spec.key] = Entry(spec=spec, task=task)
-            stats = self._stats.setdefault(spec.key, {"loads": 0, "hits": 0})
+            stats = self._stats.setdefault(spec.key, {"loads": 0, "hits": 0, "spec": spec})
         with entry.load_lock:
             if entry.loaded:
                 with self._lock:
@@ -77,6 +99,7 @@ class ModelCache:
             device = devices.resolve_device(self.settings.device)
             dtype = devices.resolve_dtype(self.settings.dtype, device, self._preferred_dtype(spec))
             try:
+                self._check_room(spec, dtype, keep=entry)
                 obj = self.loader(spec, dtype)
             except BaseException:
                 with self._lock:  # a failed or interrupted load leaves no trace behind
@@ -98,7 +121,7 @@ class ModelCache:
 
     @staticmethod
     def _preferred_dtype(spec):
-        return {"causal_lm": "bfloat16", "vgg": "float32"}.get(spec.family, "float16")
+        return {"causal_lm": "bfloat16", "midi": "bfloat16", "vgg": "float32", "adain": "float32", "cyclegan": "float32"}.get(spec.family, "float16")
 
     # -- placement -----------------------------------------------------------------------
 
@@ -127,11 +150,69 @@ class ModelCache:
         before = entry.device
         if devices.is_accelerator(device):
             self._make_room(device, entry.nbytes, keep=entry)
+            self._check_device_room(entry, device, dtype)
         entry.obj = entry.obj.to(device=device, dtype=dtype)
         entry.device, entry.dtype = device, dtype_name
         entry.nbytes = memory.nbytes(entry.obj)
         if devices.is_accelerator(before) and before != device:
             devices.release_memory(before)
+
+    # -- memory: refusing what cannot fit, before it loads ------------------------------------------
+
+    def _check_room(self, spec, dtype, keep):
+        """Make room in host memory for `spec` (loaded in `dtype`) by evicting warm models, least recently
+        used first, when that is enough; else refuse in one line. Nothing is evicted for a model that
+        would not fit anyway."""
+        estimate = self.estimator(spec, dtype) if self.estimator is not None else None
+        if estimate is None or not estimate.peak:
+            return
+        need = estimate.peak
+        what = f"{spec.name} needs about {footprint_text(need)} of memory in {str(dtype).replace('torch.', '')}"
+        gb = self.settings.memory_budget_gb
+        if gb and need > gb * 2**30:
+            raise ModelTooLarge(
+                f"{what}, more than memory_budget_gb = {gb:g} allows: raise it (%config CreativeMagics.memory_budget_gb), "
+                f"or {SMALLER}"
+            )
+        free, where = devices.free_memory("cpu")
+        if free is None or need <= free:
+            return
+        with self._lock:
+            victims = sorted(
+                (e for e in self._entries.values() if e.loaded and e.device == "cpu" and e is not keep and not e.users),
+                key=lambda e: e.last_used,
+            )
+            if need > free + sum(v.nbytes for v in victims):
+                others = " even with the other models evicted" if victims else ""
+                raise ModelTooLarge(f"{what}, but {where} has {footprint_text(free)} free{others}: {SMALLER}")
+            for victim in victims:
+                self._drop(victim)
+                free += victim.nbytes
+                if need <= free:
+                    break
+        devices.release_memory("cpu")
+
+    def _check_device_room(self, entry, device, dtype):
+        """Before a model moves to a GPU: evict the others from it when that makes room, else refuse in one line."""
+        need = int(entry.nbytes * _bytes_of(dtype) / max(1, _bytes_of(entry.dtype)))
+        free, where = devices.free_memory(device)
+        if free is None or need <= free:
+            return
+        victims = sorted(
+            (e for e in self._entries.values() if e.loaded and e.device == device and e is not entry and not e.users),
+            key=lambda e: e.last_used,
+        )
+        if need > free + sum(v.nbytes for v in victims):
+            raise ModelTooLarge(
+                f"{entry.name} needs about {footprint_text(need)} on {device}, but {where} has {footprint_text(free)} free: "
+                "use a smaller model, %config CreativeMagics.cpu_offload = True (%%paint), or %creative device cpu"
+            )
+        for victim in victims:
+            self._evict(victim)
+            free += victim.nbytes
+            if need <= free:
+                break
+        devices.release_memory(device)
 
     def budget_bytes(self, device):
         gb = self.settings.memory_budget_gb
@@ -262,6 +343,11 @@ class ModelCache:
                 dtype = devices.resolve_dtype(self.settings.dtype, device, self._preferred_dtype(entry.spec))
                 self._place(entry, device, dtype)
         return device
+
+    def uses(self):
+        """[(spec, loads + hits)] of every model asked for in this session, evicted ones too."""
+        with self._lock:
+            return [(stats["spec"], stats["loads"] + stats["hits"]) for stats in self._stats.values()]
 
     def table(self):
         """Rows for `%creative models`: name, task, device, dtype, size MB, loads, hits, last used (s ago)."""

@@ -6,6 +6,7 @@ from .errors import CreativeError
 
 COMMANDS = (
     "models",
+    "endpoints",
     "aliases [TASK]",
     "evict NAME|all",
     "device auto|cpu|cuda|mps",
@@ -31,19 +32,48 @@ def _models(magics, *rest):
     from .session import current
 
     rows = current().cache.table()
+    remote = current().remote_table()
     _add_finetune_bases(rows)
-    if not rows:
+    if not rows and not remote:
         print("No models are loaded yet; each loads on its first use.")
         return
-    print(format_table(rows))
+    if rows:
+        print(format_table(rows))
+    if remote:
+        if rows:
+            print()
+        print("remote models used in this session:")
+        print(aligned(("endpoint", "model", "task", "calls", "last used"),
+                      [(r["endpoint"], r["model"], r["task"], str(r["calls"]), f"{r['last_used_s']:.0f} s ago") for r in remote],
+                      right={3}))
+
+
+def _endpoints(magics, *rest):
+    """The configured endpoints (the built-in openai too): where, which key variable, and whether each answers now."""
+    from . import remote
+
+    if rest:
+        raise CreativeError("usage: %creative endpoints")
+    table = remote.endpoints(getattr(magics, "endpoints", None))
+    answers = remote.probe_all(table)
+    rows = [(name, point.shown_url, point.key_state(), point.api, answers[name][1]) for name, point in sorted(table.items())]
+    print(aligned(("name", "base_url", "key", "api", "answers"), rows))
+    print("Use one with -m NAME:MODEL; add one with %config CreativeMagics.endpoints = {'NAME': {'base_url': ..., 'api_key_env': ...}}")
+
+
+def aligned(headers, rows, right=()):
+    """A plain table: columns padded to their widest cell, `right` ones right-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join(fmt(cells).rstrip() for cells in [headers, *rows])
 
 
 PAINT_FAMILIES = (("controlnet", "--controlnet"), ("lora", "--lora"))
 
 
 def _aliases(magics, *rest):
-    from . import finetuned
-    from .models import BUILTIN_ALIASES, DEFAULT_MODELS, TASK_FAMILY
+    from . import finetuned, models
+    from .models import BUILTIN_ALIASES, DEFAULT_MODELS, METHOD_FAMILY, OWN_NETWORKS, TASK_FAMILY
     from .session import current
 
     tasks = rest or sorted(DEFAULT_MODELS)
@@ -54,9 +84,10 @@ def _aliases(magics, *rest):
     sections = []
     for task in tasks:
         rows = [
-            (name, alias.tiny if profile == "tiny" else alias.source, alias.note)
+            (name, models.resolve(task, name, profile=profile).source, alias.note)  # what the alias loads now
             for name, alias in sorted(BUILTIN_ALIASES.items())
-            if alias.family == TASK_FAMILY[task]
+            # %stylize's methods each run their own network (gatys VGG19, adain, cyclegan's painters)
+            if alias.family == TASK_FAMILY[task] or (task == "stylize" and alias.family in OWN_NETWORKS and alias.family in METHOD_FAMILY.values())
         ]
         if task == "story":  # fine-tuned models adapt the story model
             rows += [(name, finetuned.describe(data), "(fine-tuned)") for name, data in finetuned.registered().items()]
@@ -144,6 +175,7 @@ def _gallery(magics, *rest):
 HANDLERS = {
     "help": _help,
     "models": _models,
+    "endpoints": _endpoints,
     "aliases": _aliases,
     "evict": _evict,
     "device": _device,

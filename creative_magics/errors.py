@@ -9,6 +9,10 @@ class ModelNotAvailable(CreativeError):
     """The model cannot be loaded here (not cached and the hub is unreachable, or no such model)."""
 
 
+class ModelTooLarge(ModelNotAvailable):
+    """The model would not fit in the memory free here (checked before it loads, so the kernel lives)."""
+
+
 class ModelInUse(CreativeError):
     """A model cannot be evicted while a running call is using it."""
 

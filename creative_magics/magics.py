@@ -78,13 +78,38 @@ def declared_flags(task, *extra):
     return decorate
 
 
-def parse_flags(magic, line):
-    """Flags of a magic line, split like a shell would (quotes removed), parsed by its @magic_arguments."""
+def split_line(line):
+    """A magic line split like a shell would (quotes removed). A lone apostrophe, as in a prompt's "dragon's",
+    is a letter, not an unclosed quote."""
     try:
-        argv = shlex.split(line)
+        return shlex.split(line)
     except ValueError as err:
-        raise CreativeError(f"cannot read the flags ({err}): check the quotes") from None
-    return magic.parser.parse_args(argv)
+        lexer = shlex.shlex(line, posix=True)
+        lexer.whitespace_split, lexer.quotes, lexer.commenters = True, '"', ""
+        try:
+            return list(lexer)
+        except ValueError:
+            raise CreativeError(f"cannot read the flags ({err}): check the quotes") from None
+
+
+def parse_flags(magic, line):
+    """Flags of a magic line, parsed by its @magic_arguments; the words of a line form's prompt may come
+    between the flags as well as after them."""
+    argv = split_line(line)
+    parser = magic.parser
+    if any(action.dest == "words" for action in parser._actions):
+        return parser.parse_intermixed_args(argv)
+    return parser.parse_args(argv)
+
+
+def line_prompt(args, cell, what="prompt"):
+    """The words after the flags (a line magic's prompt), or None; never both them and a cell body."""
+    words = " ".join(getattr(args, "words", None) or [])
+    if not words.strip():
+        return None
+    if cell is not None and cell.strip():
+        raise CreativeError(f"give the {what} after the flags or in the cell body, not both")
+    return words
 
 
 def given_values(task, args):
@@ -100,6 +125,14 @@ def _name(value):
 
 def _output(what):
     return argument("-o", "--output", metavar="NAME", help=f"store the result ({what}) in this variable")
+
+
+def _words(magic):
+    return argument(
+        "words", nargs="*", metavar="PROMPT",
+        help=f"as a line magic, %%{magic} PROMPT...: the words after the flags are the prompt "
+        f"(after a flag that takes several values, such as --stop, write -- first)",
+    )
 
 
 _RECIPE = argument(
@@ -133,17 +166,19 @@ class CreativeMagics(Magics, Settings):
 
     # -- %%story ------------------------------------------------------------------------
 
-    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"))
-    @cell_magic
+    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"), _words("story"))
+    @line_cell_magic
     @user_errors
-    def story(self, line, cell):
-        """Write a story or poem; the cell body is the prompt (`{name}` inserts a variable)."""
+    def story(self, line, cell=None):
+        """Write a story or poem; the cell body is the prompt (`{name}` inserts a variable).
+        As a line magic, `%story [flags] PROMPT...` takes the words after the flags as the prompt."""
         from . import api
         from .views import StoryView
 
         args = parse_flags(self.story, line)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
+        cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
         call = lambda **shown: api.story(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("story", args)
@@ -152,18 +187,20 @@ class CreativeMagics(Magics, Settings):
 
     # -- %%paint ------------------------------------------------------------------------
 
-    @declared_flags("paint", _RECIPE, _output(".images, .image, .seeds, .recipe"))
+    @declared_flags("paint", _RECIPE, _output(".images, .image, .seeds, .recipe"), _words("paint"))
     @line_cell_magic
     @user_errors
     def paint(self, line, cell=None):
         """Paint a picture; the cell body is the prompt (`{name}` inserts a variable).
-        As a line magic, `%paint --recipe PATH` re-runs a recipe with its own prompt."""
+        As a line magic, `%paint [flags] PROMPT...` takes the words after the flags as the prompt, and
+        `%paint --recipe PATH` re-runs a recipe with its own prompt."""
         from . import api
         from .views import ImageView
 
         args = parse_flags(self.paint, line)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
+        cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
         call = lambda **shown: api.paint(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("paint", args)
@@ -175,46 +212,69 @@ class CreativeMagics(Magics, Settings):
     @declared_flags(
         "stylize",
         argument("--content", metavar="IMAGE", help="the image to restyle: a file, a URL, a variable, last or canvas"),
-        argument("--style", metavar="IMAGE", nargs="+", action="extend", help="style image(s); several blend (see --style-blend)"),
+        argument("--style", metavar="IMAGE", nargs="+", action="extend",
+                 help="style image(s), several blend (see --style-blend); for --method cyclegan a painter: monet, vangogh, cezanne or ukiyoe"),
+        _RECIPE,
         _output(".image, .images, .recipe"),
     )
     @line_cell_magic
     @user_errors
     def stylize(self, line, cell=None):
-        """Restyle --content after --style images (Gatys), or after a text style in the cell body (--method img2img).
-        Without a text style use the line form, `%stylize --content A --style B`."""
+        """Restyle --content after --style images (Gatys; AdaIN in one pass), as a painter (CycleGAN), or after a
+        text style in the cell body (--method img2img). Without a text style use the line form,
+        `%stylize --content A --style B`. With --live (AdaIN) every stroke on the style canvas runs it again."""
         from . import api
         from .views import ImageView
 
         args = parse_flags(self.stylize, line)
         output = _name(args.output) if args.output else None
+        recipe = self._recipe(args)
         prompt = self._prompt(cell) if cell and cell.strip() else None
+        values = given_values("stylize", args)
+        live = values.pop("live", None)
+        if live:
+            from .widgets import live as live_mode
+
+            live_mode.check(values.get("method"), args.content, args.style, recipe)
         call = lambda **shown: api.stylize(
-            args.content, args.style, prompt=prompt, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown,
-            **given_values("stylize", args),
+            args.content, args.style, prompt=prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output,
+            **shown, **values,
         )
         self._run("stylize", ImageView(label="stylize"), call, output)
+        if live:
+            from IPython.display import display
+
+            from .session import current
+            from .widgets.canvas import start_live
+
+            display(start_live(current().last_call("stylize")))
 
     # -- %%compose ----------------------------------------------------------------------
 
     @declared_flags(
         "compose",
-        argument("--save", metavar="PATH", help="write the music to PATH (.wav, the recipe inside; several pieces: PATH-1.wav, ...)"),
+        argument("--save", metavar="PATH", help="write the music to PATH: a .wav with the recipe inside, or with --midi a .mid "
+                 "(several pieces: PATH-1.wav, ...)"),
         _RECIPE,
-        _output(".audio, .sample_rate, .recipe"),
+        _output(".audio, .sample_rate, .recipe; with --midi also .midi and .notes"),
     )
-    @cell_magic
+    @line_cell_magic
     @user_errors
-    def compose(self, line, cell):
-        """Compose music from a description in the cell body (`{name}` inserts a variable)."""
-        from . import api, audio
+    def compose(self, line, cell=None):
+        """Compose music from a description in the cell body (`{name}` inserts a variable). With --midi it
+        writes notes (a MIDI file) instead of audio, and the description is optional: `%compose --midi`."""
+        from . import api, audio, midi
         from .views import AudioView
 
         args = parse_flags(self.compose, line)
         output = _name(args.output) if args.output else None
-        save = audio.check_wav_path(args.save) if args.save is not None else None
         recipe = self._recipe(args)
-        description = self._prompt(cell) if (cell or "").strip() or recipe is None else None
+        wants_midi = bool(args.midi) or bool(((recipe or {}).get("params") or {}).get("midi"))
+        save = None
+        if args.save is not None:
+            save = midi.check_midi_path(args.save) if wants_midi else audio.check_wav_path(args.save)
+        has_body = bool((cell or "").strip())
+        description = self._prompt(cell) if has_body or (recipe is None and not wants_midi) else None
         call = lambda **shown: api.compose(
             description, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("compose", args)
         )
@@ -260,7 +320,7 @@ class CreativeMagics(Magics, Settings):
     @line_magic
     @user_errors
     def creative(self, line):
-        """%creative models | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery"""
+        """%creative models | endpoints | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery"""
         from . import control
 
         try:

@@ -28,7 +28,7 @@ class Slider:
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str  # int | float | text | choice | bool | texts | floats | choices | seed | model | image | images | audio | path
+    kind: str  # int | float | text | choice | bool | texts | floats | choices | seed | model | image | images | audio | midi | path
     #            | loras (MODEL[:WEIGHT] items) | sweeps (NAME=V1,V2,... items)
     default: object = None  # the house default, used when nothing else gives one (None: the task decides)
     help: str = ""
@@ -45,10 +45,12 @@ class Param:
     magic: bool = True  # the magic has a flag for it
     config: bool = True  # may be a `%config CreativeMagics.<task>_defaults` value
     panel: Slider = None
-    methods: tuple = ()  # %stylize: the methods that use it (empty: all)
+    methods: tuple = ()  # %stylize: the methods that use it; %%compose: "audio" or "midi" (empty: all)
     needs: str = None  # the parameter it only means something with (strength: init)
     needs_why: str = ""  # what it is for, said when that parameter is missing
-    remote: str = None  # the field of an OpenAI-compatible API it maps onto
+    remote: str = None  # what it becomes in a call to an OpenAI-compatible server: the API's field, or OURS
+    remote_extra: str = None  # its field on servers that take more than OpenAI's API (vLLM, llama.cpp), when the endpoint lists it
+    local: bool = True  # local models use it (False: only remote models do, e.g. --presence-penalty)
     a1111: str = None  # its field in an AUTOMATIC1111 `parameters` text ("Field/Part": a part of a compound field)
     axis: str = None  # %%paint: its axis name in A1111's X/Y/Z plot; only parameters with one can be swept
 
@@ -242,6 +244,10 @@ def _shown(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# `remote=OURS`: a remote call uses the value without sending a field of that name (where to save, which API).
+OURS = "(ours)"
+
+
 def _either(choices):
     words = [str(c) for c in choices]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
@@ -305,6 +311,20 @@ class Task:
                 sources.pop(param.name, None)
         return values, sources
 
+    def remote_fields(self, extras=()):
+        """{name: API field} of what a call to an OpenAI-compatible server sends; `extras` (an endpoint's
+        `extra_params`) adds the parameters it takes beyond OpenAI's API under their `remote_extra` names."""
+        fields = {p.name: p.remote for p in self.params if p.remote and p.remote != OURS}
+        fields.update({p.name: p.remote_extra for p in self.params if p.remote_extra and p.name in extras and not p.remote})
+        return fields
+
+    def not_for(self, values, remote, extras=()):
+        """The names in `values` that a local model (remote=False) or a remote one cannot use."""
+        if not remote:
+            return [name for name in values if name in self.by_name and not self.by_name[name].local]
+        usable = set(self.remote_fields(extras)) | {p.name for p in self.params if p.remote == OURS}
+        return [name for name in values if name in self.by_name and name not in usable]
+
     def doc(self):
         """The parameters as a docstring's lines: `name: help`."""
         return "\n".join(f"    {p.name}: {p.help}" for p in self.params if p.magic)
@@ -316,15 +336,15 @@ class Task:
             raise CreativeError(f"{caller} got unknown parameter(s): {', '.join(extra)}; it takes {', '.join(sorted(self.by_name))}")
 
 
-MODEL_HELP = "alias, hub id or local folder (default: {default}; %%creative aliases {task} lists them)"
+MODEL_HELP = "alias, hub id, local folder or ENDPOINT:MODEL of a remote server (default: {default}; %%creative aliases {task} lists them)"
 
 
 def _model(task, default, **extra):
-    return Param("model", "model", help=MODEL_HELP.format(default=default, task=task), flags=("-m", "--model"), **extra)
+    return Param("model", "model", help=MODEL_HELP.format(default=default, task=task), flags=("-m", "--model"), remote="model", **extra)
 
 
 def _seed(help="seed for sampling (drawn and recorded when not given)", **extra):
-    return Param("seed", "seed", help=help, low=0, high=MAX_SEED, config=False, remote=extra.pop("remote", None), **extra)
+    return Param("seed", "seed", help=help, low=0, high=MAX_SEED, config=False, **extra)
 
 
 MAX_TEXTS = 16
@@ -340,21 +360,28 @@ STORY = Task(
         Param("top_p", "float", 0.95, "nucleus sampling: keep the most likely tokens up to this probability mass (0-1]",
               low=0, high=1, open_low=True, panel=Slider(0.01, 1.0, 0.01, "top-p"), remote="top_p"),
         Param("top_k", "int", 50, "keep only the K most likely tokens (0 = off)", low=0, hint="(0 turns it off)",
-              panel=Slider(0, 200, 1, "top-k")),
+              panel=Slider(0, 200, 1, "top-k"), remote_extra="top_k"),
         Param("min_p", "float", 0.0, "drop tokens less likely than min-p x the most likely one (0 = off)", low=0, high=1,
-              panel=Slider(0.0, 1.0, 0.01, "min-p")),
+              panel=Slider(0.0, 1.0, 0.01, "min-p"), remote_extra="min_p"),
         Param("repetition_penalty", "float", 1.1, "> 1 discourages repeating tokens", low=0, open_low=True, hint="(1 = none)",
-              panel=Slider(1.0, 2.0, 0.01, "repetition penalty")),
+              panel=Slider(1.0, 2.0, 0.01, "repetition penalty"), remote_extra="repetition_penalty"),
         Param("no_repeat_ngram", "int", 0, "never repeat an n-gram of this size (0 = off)", low=0),
         Param("max_new_tokens", "int", 200, "length limit of each text, in tokens", low=1,
               panel=Slider(1, 2048, 1, "max new tokens"), remote="max_tokens"),
-        Param("min_new_tokens", "int", 0, "write at least this many tokens", low=0),
+        Param("min_new_tokens", "int", 0, "write at least this many tokens", low=0, remote_extra="min_tokens"),
         _seed(remote="seed"),
         Param("n", "int", None, "number of samples", low=1, high=MAX_TEXTS, flags=("-n",), remote="n"),
-        Param("system", "text", None, "system message for instruct models", metavar="TEXT"),
+        Param("system", "text", None, "system message for instruct models", metavar="TEXT", remote="messages"),
         Param("stop", "texts", None, "stop at any of these strings (\\n = newline)", metavar="STR", remote="stop"),
-        Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True),
-        Param("greedy", "bool", None, "always take the most likely token (no sampling)"),
+        Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True,
+              remote="stream"),
+        Param("greedy", "bool", None, "always take the most likely token (no sampling)", remote="temperature"),
+        Param("presence_penalty", "float", None, "remote models: > 0 steers away from tokens already used, toward new topics (-2 to 2)",
+              low=-2, high=2, local=False, remote="presence_penalty"),
+        Param("frequency_penalty", "float", None, "remote models: > 0 penalises tokens by how often they appeared (-2 to 2)",
+              low=-2, high=2, local=False, remote="frequency_penalty"),
+        Param("api", "choice", None, "remote models: chat (chat/completions, instruct models; the endpoint's default) or "
+              "completions (base models that continue the text)", choices=("chat", "completions"), metavar="NAME", local=False, remote=OURS),
     ),
 )
 
@@ -372,22 +399,24 @@ PAINT = Task(
         Param("guidance", "float", 7.5, "how closely to follow the prompt (CFG scale; 0-1 = off, as SD-Turbo wants)", low=0, high=50,
               hint="(0-1 = no guidance)", panel=Slider(0.0, 30.0, 0.5, "CFG scale"), a1111="CFG scale", axis="CFG Scale"),
         Param("width", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
-              panel=Slider(64, 2048, 8, "width"), a1111="Size", axis="Width"),
+              panel=Slider(64, 2048, 8, "width"), a1111="Size", remote="size", axis="Width"),
         Param("height", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
-              panel=Slider(64, 2048, 8, "height"), a1111="Size", axis="Height"),
-        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed", axis="Seed"),
-        Param("n", "int", 1, "number of images (a batch, shown as one grid)", low=1, high=MAX_IMAGES, flags=("-n",), a1111="Batch size"),
+              panel=Slider(64, 2048, 8, "height"), a1111="Size", remote="size", axis="Height"),
+        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed", remote_extra="seed",
+              axis="Seed"),
+        Param("n", "int", 1, "number of images (a batch, shown as one grid)", low=1, high=MAX_IMAGES, flags=("-n",), a1111="Batch size",
+              remote="n"),
         Param("scheduler", "choice", "default", "euler, euler_a, dpm++, ddim, lcm (LCM models), or default (the model's own)",
               choices=("default", "euler", "euler_a", "dpm++", "ddim", "lcm"), metavar="NAME", a1111="Sampler", axis="Sampler"),
         Param("init", "image", None, "start from this image (image-to-image): a file, a URL, a variable, last or canvas",
-              metavar="IMAGE", config=False, a1111="Init image"),
+              metavar="IMAGE", config=False, a1111="Init image", remote="image"),
         Param("strength", "float", 0.75, "with --init: how much to repaint, in (0, 1] (default 0.75; 0.5 for Turbo models)",
               low=0, high=1, open_low=True, hint="(how much of the init image is repainted)",
               panel=Slider(0.01, 1.0, 0.01, "denoising strength"), a1111="Denoising strength", needs="init",
               needs_why="image-to-image", axis="Denoising"),
         Param("mask", "image", None, "with --init: repaint only where this image is white (inpainting); canvas = the strokes drawn "
               "on the style canvas", metavar="IMAGE", config=False, needs="init",
-              needs_why="inpainting: it marks what to repaint in the --init image", a1111="Mask image"),
+              needs_why="inpainting: it marks what to repaint in the --init image", a1111="Mask image", remote="mask"),
         Param("mask_blur", "int", 4, "with --mask: soften the mask's edge by this many pixels, where the repainted part meets the "
               "kept one (default 4, as A1111; 0 = a hard edge)", low=0, high=64, needs="mask", needs_why="inpainting", metavar="PX",
               a1111="Mask blur"),
@@ -416,22 +445,36 @@ PAINT = Task(
         Param("sweep", "sweeps", None, "paint one picture per value, NAME=V1,V2,... (any flag with an axis: steps, guidance, seed, "
               "scheduler, m, lora, ...); up to three make the X, Y and Z of one labelled grid", metavar="NAME=V1,V2", config=False),
         Param("yes", "bool", None, f"paint a sweep of more than {MAX_SWEEP_CELLS} pictures", config=False),
-        Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False),
-        Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos"),
+        Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
+              remote=OURS),
+        Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",
+              remote=OURS),
+        Param("quality", "choice", None, "remote models: standard or hd (dall-e-3); low, medium, high or auto (gpt-image-1)",
+              choices=("standard", "hd", "low", "medium", "high", "auto"), metavar="NAME", local=False, remote="quality", a1111="Quality"),
+        Param("style", "choice", None, "remote models: vivid or natural (dall-e-3)", choices=("vivid", "natural"), metavar="NAME",
+              local=False, remote="style", a1111="Style"),
     ),
 )
 
 STYLIZE = Task(
     "stylize",
     (
-        Param("method", "choice", "gatys", "gatys (neural style transfer on VGG19, the default) or img2img (a text style in the cell body)",
-              choices=("gatys", "img2img"), metavar="NAME"),
-        Param("model", "model", None, "gatys: VGG19 weights (default vgg19); img2img: a paint model (default sd-turbo)",
+        Param("method", "choice", "gatys",
+              "gatys (neural style transfer on VGG19, the default), adain (any style image in one pass), cyclegan (a painter: "
+              "--style monet, vangogh, cezanne or ukiyoe) or img2img (a text style in the cell body)",
+              choices=("gatys", "adain", "cyclegan", "img2img"), metavar="NAME"),
+        Param("model", "model", None,
+              "gatys: VGG19 weights (default vgg19); adain: a folder with vgg_normalised.pth and decoder.pth (default adain); "
+              "cyclegan: a generator .pth (default: the painter's); img2img: a paint model (default sd-turbo)",
               flags=("-m", "--model")),
         Param("steps", "int", 300, "gatys: iterations (default 300); img2img: denoising steps", low=1,
-              panel=Slider(1, 1000, 1, "iterations")),
-        Param("size", "int", 512, "longer side of the result, 32-2048 (default 512; 256 on the CPU)", low=32, high=2048,
-              metavar="PX", methods=("gatys",)),
+              panel=Slider(1, 1000, 1, "iterations"), methods=("gatys", "img2img")),
+        Param("size", "int", 512, "longer side of the result, 32-2048 (gatys 512, 256 on the CPU; adain 512; cyclegan: the "
+              "content's own, at most 1024, 512 on the CPU)", low=32, high=2048, metavar="PX", methods=("gatys", "adain", "cyclegan")),
+        Param("alpha", "float", 1.0, "adain: how much style, from 0 (the content, through the decoder) to 1 (all style, the default)",
+              low=0, high=1, metavar="A", panel=Slider(0.0, 1.0, 0.01, "AdaIN alpha"), methods=("adain",)),
+        Param("live", "bool", None, "adain: run again on every stroke of the style canvas (preview size while you draw, full size "
+              "when you stop); give canvas as --style or --content", config=False, methods=("adain",)),
         Param("style_weight", "float", 1e6, "how strongly to match the style (default 1e6)", low=0, metavar="W",
               panel=Slider(0, 10, 0.1, "style weight", log=True), methods=("gatys",)),
         Param("content_weight", "float", 1.0, "how strongly to keep the content (default 1)", low=0, metavar="W", methods=("gatys",)),
@@ -441,36 +484,52 @@ STYLIZE = Task(
         Param("optimizer", "choice", "lbfgs", "lbfgs (default; few iterations, sharp) or adam", choices=("lbfgs", "adam"),
               metavar="NAME", methods=("gatys",)),
         Param("lr", "float", None, "optimizer step size (default 1 for lbfgs, 0.02 for adam)", low=0, open_low=True, methods=("gatys",)),
-        Param("preserve_color", "bool", False, "keep the content's colours (luminance-only transfer)", methods=("gatys",)),
+        Param("preserve_color", "bool", False, "keep the content's colours (gatys, cyclegan: luminance-only; adain: the style "
+              "recoloured after the content first, as its authors do)", methods=("gatys", "adain", "cyclegan")),
         Param("style_layers", "choices", ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
               "VGG19 layers for the style, comma-separated (default conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)",
               choices=LAYER_NAMES, metavar="LAYERS", methods=("gatys",)),
         Param("content_layer", "choice", "conv4_2", "VGG19 layer for the content (default conv4_2)", choices=LAYER_NAMES,
               metavar="LAYER", methods=("gatys",)),
         Param("style_blend", "floats", None, "weights of the style images, in order (default: equal)", low=0, metavar="W",
-              config=False, methods=("gatys",)),
+              config=False, methods=("gatys", "adain")),
         Param("strength", "float", None, "img2img: how much to repaint, in (0, 1]", low=0, high=1, open_low=True, methods=("img2img",)),
         Param("guidance", "float", None, "img2img: how closely to follow the text style", low=0, high=50, methods=("img2img",)),
-        _seed("seed (noise init; img2img sampling), drawn and recorded when not given"),
+        _seed("seed (gatys' noise init; img2img sampling), drawn and recorded when not given", methods=("gatys", "img2img")),
     ),
 )
+
+MAX_MUSIC_SECONDS = 300.0  # the hard cap of one %%compose piece, audio or MIDI: five minutes
 
 COMPOSE = Task(
     "compose",
     (
-        _model("compose", "musicgen-small"),
-        Param("seconds", "float", 10.0, "length of the music in seconds (default 10)", low=0, open_low=True,
-              panel=Slider(1.0, 30.0, 0.5, "seconds")),
+        _model("compose (or midi)", "musicgen-small, or amt-small with --midi"),
+        # -- %%compose --midi: notes (a MIDI file) from a symbolic model; `methods` says which mode a parameter is for
+        Param("midi", "bool", None, "write notes (a MIDI file you can edit) with the Anticipatory Music Transformer instead of audio",
+              config=False),
+        Param("seconds", "float", 10.0, "seconds of new music (default 10; beyond the model's 30 s window it goes window by window; "
+              "at most 300)", low=0, open_low=True, panel=Slider(1.0, 30.0, 0.5, "seconds")),
         Param("guidance", "float", 3.0, "how closely to follow the description: classifier-free guidance (model default 3; 1 or less = off)",
-              low=0, hint="(up to 1 means no guidance)", panel=Slider(0.0, 10.0, 0.1, "guidance")),
+              low=0, hint="(up to 1 means no guidance)", panel=Slider(0.0, 10.0, 0.1, "guidance"), methods=("audio",)),
         Param("temperature", "float", 1.0, "randomness of the sampling: 0 = greedy, 1 = the model's own odds", low=0,
               hint="(0 means greedy)", panel=Slider(0.0, 2.0, 0.01, "temperature")),
         Param("top_k", "int", 250, "sample among the K most likely audio codes (default 250; 0 = all)", low=0, hint="(0 turns it off)",
-              panel=Slider(0, 1000, 1, "top-k")),
+              panel=Slider(0, 1000, 1, "top-k"), methods=("audio",)),
+        Param("top_p", "float", 0.98, "--midi: nucleus sampling, keep the likeliest events up to this probability mass (default 0.98)",
+              low=0, high=1, open_low=True, methods=("midi",)),
         _seed(),
         Param("n", "int", None, "number of pieces", low=1, high=MAX_PIECES, flags=("-n",)),
         Param("melody", "audio", None, "a WAV file, or a variable holding an audio result, whose melody to follow (melody models: musicgen-melody)",
-              metavar="AUDIO", config=False),
+              metavar="AUDIO", config=False, methods=("audio",)),
+        Param("continue_from", "audio", None, "continue this audio (a WAV file, a variable holding an audio result, or last) with "
+              "--seconds more", flags=("--continue",), metavar="AUDIO", config=False, methods=("audio",)),
+        Param("overlap", "float", 10.0, "seconds of the piece so far that each next window continues from (default 10)", low=1, high=20,
+              methods=("audio",)),
+        Param("prompt_midi", "midi", None, "--midi: continue this MIDI (a .mid file, a variable holding a MIDI result, or last)",
+              metavar="MIDI", config=False, methods=("midi",)),
+        Param("instrument", "texts", None, "--midi: play only these instruments (General MIDI names such as piano, violin, \"alto sax\", "
+              "or drums, or program numbers)", metavar="NAME", methods=("midi",)),
     ),
 )
 

@@ -31,9 +31,10 @@ _SCHEDULER_OF_SAMPLER.update({"dpm++ 2m karras": "dpm++", "euler ancestral": "eu
 
 # The order A1111 writes its fields in; each maps onto the parameters declared with that `a1111` name.
 FIELD_ORDER = (
-    "Steps", "Sampler", "CFG scale", "Seed", "Size", "Model", "Denoising strength", "Init image", "Mask image", "Mask blur",
-    "Hires upscale", "Hires steps", "ControlNet 0",
+    "Steps", "Sampler", "CFG scale", "Seed", "Size", "Model", "Quality", "Style", "Denoising strength", "Init image", "Mask image",
+    "Mask blur", "Hires upscale", "Hires steps", "ControlNet 0",
 )
+LOCAL_FIELDS = ("Sampler",)  # a remote model (the recipe names an endpoint) has no sampler or scheduler
 IMAGE_FIELDS = ("Init image",)  # written for image-to-image only
 BATCH_FIELDS = ("Batch size", "Batch pos")  # written for batches only
 HIRES_UPSCALER = "Lanczos"  # what the hires fix upscales with (A1111's "Hires upscaler" field)
@@ -194,9 +195,10 @@ def recipe_text(recipe, batch_pos=None, sampler=None):
     image_to_image = _recorded(recipe, fields["Init image"][0]) is not None or recipe.get("init_hash")
     hires = values.get("hires")
     scheduler = _recorded(recipe, fields["Sampler"][0]) or "default"
+    remote = recipe.get("endpoint") is not None
     written = []
     for name in FIELD_ORDER + BATCH_FIELDS:
-        if (name in IMAGE_FIELDS and not image_to_image) or (name in BATCH_FIELDS and n <= 1):
+        if (name in IMAGE_FIELDS and not image_to_image) or (name in BATCH_FIELDS and n <= 1) or (remote and name in LOCAL_FIELDS):
             continue
         found = [_recorded(recipe, param) for param in fields[name]]
         value = found[0]
@@ -222,7 +224,7 @@ def recipe_text(recipe, batch_pos=None, sampler=None):
         if name == "Hires steps" and hires:
             written.append(("Hires upscaler", HIRES_UPSCALER))
     written += _sweep_fields(recipe)
-    written += [("Scheduler", scheduler), ("Creative magics", __version__)]
+    written += ([] if remote else [("Scheduler", scheduler)]) + [("Creative magics", __version__)]
     if recipe.get("interrupted"):
         written.append(("Stopped at step", recipe.get("stopped_at_step")))
     line = ", ".join(f"{key}: {_quote(_number(value))}" for key, value in written if value is not None)

@@ -44,6 +44,17 @@ def image(ref, names=None, *, what="image"):
     return _named_image(text, names, what), text
 
 
+def names_an_image(ref, names=None):
+    """Whether `ref` would be taken as an image here: `last`, a registered source (`canvas`), a variable,
+    a file or a URL (%stylize tells a painter's name from a style image this way)."""
+    text = str(ref).strip()
+    if text == "last" or current().image_source(text) is not None or text.startswith(("http://", "https://")):
+        return True
+    if os.path.exists(os.path.expanduser(text)):
+        return True
+    return _is_variable_name(text) and text in namespace(names)
+
+
 def _named_image(text, names, what):
     session = current()
     if text == "last":
@@ -87,16 +98,54 @@ def mask(ref, names=None):
 # -- AUDIO, texts and recipes -------------------------------------------------------------------
 
 
-def audio(ref, names=None):
-    """(audio channels x samples, sample rate, label) for a --melody: a WAV path, a variable holding an
-    audio result, an audio result or an (array, sample_rate) pair."""
+def audio(ref, names=None, what="melody"):
+    """(audio channels x samples, sample rate, label) for a --melody or a --continue (`what`): a WAV path, a
+    variable holding an audio result, `last` (the latest audio result), an audio result or an (array,
+    sample_rate) pair."""
     from . import audio as audio_files
 
+    if isinstance(ref, str) and ref.strip() == "last":
+        result = current().last("audio")
+        if result is None or getattr(result, "audio", None) is None:
+            raise CreativeError(f"no music made yet in this session, so `last` has nothing to give to --{what}")
+        samples, rate, _ = audio_files.load_audio(result, what)
+        return samples, rate, "last"
     if _is_variable_name(ref):
         held = namespace(names).get(ref)
         if hasattr(held, "audio") and hasattr(held, "sample_rate"):
-            return audio_files.load_melody(held)
-    return audio_files.load_melody(ref)
+            samples, rate, _ = audio_files.load_audio(held, what)
+            return samples, rate, ref  # the label is the name: a recipe that names it runs again in this notebook
+    return audio_files.load_audio(ref, what)
+
+
+def midi(ref, names=None):
+    """(notes, label) for a --prompt-midi: a .mid path, a variable holding a MIDI result (or a path, or
+    bytes), `last` (the latest MIDI result), a MIDI result or the bytes of a MIDI file. A file without
+    notes is one line."""
+    from . import midi as midi_files
+
+    typed = ref.strip() if isinstance(ref, str) else None  # the label: as the person typed it
+    if typed == "last":
+        ref = current().last("midi")
+        if ref is None:
+            raise CreativeError("no MIDI made yet in this session, so `last` has nothing to give to --prompt-midi")
+    elif _is_variable_name(ref):
+        names = namespace(names)
+        if ref not in names:
+            raise CreativeError(f"no variable or file named {ref!r}; give a .mid file, a variable holding a MIDI result, or `last`")
+        ref = names[ref]
+    if hasattr(ref, "notes") and hasattr(ref, "midi"):  # a MidiResult
+        notes, label = list(ref.notes), typed or "(a MIDI result)"
+    elif isinstance(ref, (bytes, bytearray)):
+        notes, label = midi_files.read_notes(bytes(ref), "the MIDI bytes"), typed or "(MIDI bytes)"
+    elif isinstance(ref, (str, Path)):
+        text = str(ref).strip()
+        notes, label = midi_files.read_notes(midi_files.read_midi_file(text, "--prompt-midi file"), text), typed or text
+    else:
+        raise CreativeError(f"--prompt-midi takes a .mid file, a MIDI result or `last`, not {type(ref).__name__}")
+    if not notes:
+        raise CreativeError(f"{label!r} holds no notes to continue; give a MIDI file with notes in it")
+    return notes, label
 
 
 def texts(ref, names=None, *, name_or_path=False):
@@ -113,7 +162,8 @@ def texts(ref, names=None, *, name_or_path=False):
 
 
 def recipe(ref, names=None):
-    """A recipe dict from a dict, a result, an image, a variable holding one of those, or a PNG path."""
+    """A recipe dict from a dict, a result, an image, a variable holding one of those, a PNG path, or the
+    WAV or MIDI file of a %%compose --save."""
     from . import recipes
 
     if _is_variable_name(ref) and ref in namespace(names):
@@ -123,4 +173,11 @@ def recipe(ref, names=None):
     held = getattr(ref, "recipe", None)
     if isinstance(held, dict):
         return held
+    if isinstance(ref, (str, Path)) and str(ref).strip().lower().endswith((".wav", ".mid", ".midi")):  # %%compose's files
+        from . import audio
+
+        found = audio.read_recipe(os.path.expanduser(str(ref).strip()))
+        if found is None:
+            raise CreativeError(f"{str(ref).strip()!r} carries no creative_magics recipe")
+        return found
     return recipes.read_recipe(ref)

@@ -1,6 +1,7 @@
 """What the magics and the Python API return: the output and the recipe that reproduces it."""
 
 import html
+import re
 from dataclasses import dataclass, field
 
 
@@ -38,10 +39,43 @@ class StoryResult:
         return f"<StoryResult {model} seed={seed}{more}: {head!r}{'...' if len(self.text) > 60 else ''}>"
 
 
-def bold_lines(text):
-    """Markdown bold for a prompt, line by line (bold does not span paragraphs)."""
-    escaped = text.replace("*", r"\*")
-    return "  \n".join(f"**{line.strip()}**" if line.strip() else "" for line in escaped.splitlines())
+# Characters that start something in inline Markdown: emphasis, code, links and images, HTML and entities,
+# GFM's strikethrough and JupyterLab's math. CommonMark makes any ASCII punctuation literal after a backslash.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<&$~])")
+# Between a closing `**` that follows punctuation and a letter, CommonMark would not close the bold (the
+# delimiter is not "right-flanking"), and a `*` right after it would make one longer run; an entity there
+# (`&` is punctuation) keeps the two apart and shows as nothing (U+2060, the word joiner).
+_WORD_JOINER = "&#8288;"
+
+
+def escape_markdown(text):
+    """`text` shown literally in Markdown: every character that could mean something gets a backslash."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _is_punctuation(char):
+    import unicodedata
+
+    return bool(char) and unicodedata.category(char)[0] in "PS"
+
+
+def bold_lines(text, after=""):
+    """Markdown bold for a prompt, line by line (bold does not span paragraphs), escaped so that it shows as
+    typed. `after` is what follows in the same line (the continuation): the bold still closes before it,
+    whatever it starts with."""
+    lines = [line.strip() for line in text.splitlines()]
+    out = []
+    for index, line in enumerate(lines):
+        if not line:
+            out.append("")
+            continue
+        bold = f"**{escape_markdown(line)}**"
+        follows = after[:1] if index == len(lines) - 1 else ""
+        closes = not (_is_punctuation(line[-1]) and follows and not follows.isspace() and not _is_punctuation(follows))
+        if not closes or follows == "*":  # a `*` after it would join the closing `**` into one longer run
+            bold += _WORD_JOINER
+        out.append(bold)
+    return "  \n".join(out)
 
 
 def hard_breaks(text):
@@ -62,7 +96,7 @@ def story_markdown(shown_prompt, texts, seed=None, interrupted=False):
                 joint = "  \n"
             elif shown_prompt[-1].isspace() and not text[:1].isspace():
                 joint = " "
-            body = bold_lines(shown_prompt) + joint + body
+            body = bold_lines(shown_prompt, after=joint + body) + joint + body
         if len(texts) > 1:
             body = f"**Sample {index + 1}**\n\n{body}"
         parts.append(body)
@@ -143,8 +177,11 @@ class ImageResult:
         what = f"{count} image{'s' if count != 1 else ''}"
         if len(self.seeds) > 1:
             what += f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds == list(range(self.seeds[0], self.seeds[0] + len(self.seeds))) else f", seeds {self.seeds}"
-        head = f"<ImageResult {self.recipe.get('model')} seed={self.seeds[0] if self.seeds else self.recipe.get('seed')}"
+        seed = self.seeds[0] if self.seeds else self.recipe.get("seed")
+        head = f"<ImageResult {self.recipe.get('model')}" + (f" seed={seed}" if seed is not None else "")  # feed-forward styles draw none
         size = f" {params.get('width')}x{params.get('height')}" if params.get("width") else ""
+        if self.recipe.get("method") in ("adain", "cyclegan") and self.image is not None:
+            size = f" {self.recipe['method']} {self.image.width}x{self.image.height}"
         how = ""
         if self.recipe.get("task") == "paint":
             how = " inpainting" if "mask" in params else " image-to-image" if "init" in params else ""
@@ -249,6 +286,7 @@ class AudioResult:
     prompt: str = ""
     interrupted: bool = False
     paths: list = field(default_factory=list)
+    prompt_seconds: float = 0.0  # --continue: the seconds at the start that continue the given audio
     kind: str = field(default="audio", init=False)
 
     @property
@@ -317,3 +355,162 @@ class AudioResult:
         model, seed = self.recipe.get("model"), self.recipe.get("seed")
         head = self.prompt[:60].replace("\n", " ")
         return f"<AudioResult {model} seed={seed}: {self.summary()}, {head!r}{'...' if len(self.prompt) > 60 else ''}>"
+
+
+# -- %%compose --midi --------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class MidiResult:
+    """Notes made by %%compose --midi, to open and edit in any DAW or notation program.
+
+    `.notes` are the first piece's (start_s, end_s, pitch, velocity, program) tuples (program 128 = drums),
+    `.pieces` every piece's; `.midi` is a standard MIDI file (bytes) with the recipe inside, `.midis` one
+    per piece. `.audio` + `.sample_rate` are a listening preview, rendered when first asked for: FluidSynth
+    with a General MIDI SoundFont where both are installed, else a simple built-in synth (`.preview_by`)."""
+
+    pieces: list
+    recipe: dict
+    prompt: str = ""
+    lengths: list = field(default_factory=list)  # seconds of each piece
+    prompt_notes: int = 0  # how many notes at the start of each piece came from --prompt-midi
+    prompt_end: float = 0.0  # where the prompt ended, in seconds
+    interrupted: bool = False
+    soundfont: str = ""  # %config CreativeMagics.soundfont, for the preview
+    paths: list = field(default_factory=list)
+    kind: str = field(default="midi", init=False)
+
+    @property
+    def notes(self):
+        return self.pieces[0] if self.pieces else []
+
+    @property
+    def seconds(self):
+        return self.lengths[0] if self.lengths else 0.0
+
+    def recipe_of(self, index=0):
+        """The recipe a piece's file carries: the call's, without where each value came from (so that
+        running it again gives the very same bytes), numbered when there are several pieces."""
+        recipe = {key: value for key, value in self.recipe.items() if key != "sources"}
+        return dict(recipe, sample=index + 1) if len(self.pieces) > 1 else recipe
+
+    @property
+    def midis(self):
+        from . import midi
+
+        cache = self.__dict__.setdefault("_midis", {})
+        for index, piece in enumerate(self.pieces):
+            if index not in cache:
+                cache[index] = midi.write_notes(piece, recipe=self.recipe_of(index), title=self.prompt or None)
+        return [cache[index] for index in range(len(self.pieces))]
+
+    @property
+    def midi(self):
+        return self.midis[0] if self.pieces else None
+
+    # -- the preview
+    @property
+    def sample_rate(self):
+        from .synth import SAMPLE_RATE
+
+        return SAMPLE_RATE
+
+    def _render(self):
+        if "_audios" not in self.__dict__:
+            from . import synth
+
+            audios, how, note = [], "", None
+            for piece, seconds in zip(self.pieces, self.lengths):
+                samples, how, note = synth.render(piece, seconds, soundfont=self.soundfont)
+                audios.append(samples)
+            self.__dict__.update(_audios=audios, _preview_by=how, _preview_note=note)
+        return self.__dict__["_audios"]
+
+    @property
+    def audios(self):
+        return self._render()
+
+    @property
+    def audio(self):
+        audios = self._render()
+        return audios[0] if audios else None
+
+    @property
+    def preview_by(self):
+        """What rendered the preview: 'FluidSynth with FluidR3_GM.sf2' or 'the built-in synth'."""
+        self._render()
+        return self.__dict__["_preview_by"]
+
+    @property
+    def preview_note(self):
+        """One line when the preview comes from the built-in synth (how to get FluidSynth), else None."""
+        self._render()
+        return self.__dict__["_preview_note"]
+
+    # -- files and pictures
+    def save(self, path):
+        """Write each piece as a MIDI file with its recipe inside (several: song-1.mid, song-2.mid, ...); returns the paths."""
+        from . import audio, midi
+
+        path = midi.check_midi_path(path)
+        paths = audio.numbered_paths(path, len(self.pieces))
+        for data, target in zip(self.midis, paths):
+            midi.write_midi(target, data)
+        self.paths = list(paths)
+        return self.paths
+
+    def picture(self, index=0):
+        """PNG bytes of piece `index` as a piano roll (drawn once)."""
+        from . import midi
+
+        cache = self.__dict__.setdefault("_pictures", {})
+        if index not in cache:
+            cache[index] = midi.piano_roll_png(self.pieces[index], self.lengths[index], self.prompt_end if self.prompt_notes else None)
+        return cache[index]
+
+    def instruments(self, index=0):
+        from .midi import instrument_name
+
+        return [instrument_name(p) for p in dict.fromkeys(n.program for n in self.pieces[index])]
+
+    def summary(self):
+        names = self.instruments() if self.pieces else []
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        count = len(self.notes)
+        more = f", {len(self.pieces)} pieces" if len(self.pieces) > 1 else ""
+        prompt = f" ({self.prompt_notes} from the prompt)" if self.prompt_notes else ""
+        stopped = " (stopped)" if self.interrupted else ""
+        return f"{count} note{'s' if count != 1 else ''}{prompt} in {self.seconds:.2f} s{': ' + shown if shown else ''}{more}{stopped}"
+
+    def html(self):
+        import base64
+
+        from . import audio
+
+        head = f"<b>{escape_html(self.prompt)}</b><br>" if self.prompt else ""
+        parts = [f"<p>{head}<small>{escape_html(self.recipe.get('model', ''))}, seed {self.recipe.get('seed')}: {escape_html(self.summary())}</small></p>"]
+        stem = "-".join(("".join(c if c.isalnum() else " " for c in self.prompt.lower())).split()[:6]) or "piece"
+        for index, piece in enumerate(self.pieces):
+            if len(self.pieces) > 1:
+                parts.append(f"<p><b>Piece {index + 1}</b></p>")
+            png = base64.b64encode(self.picture(index)).decode("ascii")
+            parts.append(f'<img src="data:image/png;base64,{png}" alt="piano roll"/><br>')
+            parts.append(audio.player_html(self.audios[index], self.sample_rate))
+            data = base64.b64encode(self.midis[index]).decode("ascii")
+            name = f"{stem}-{index + 1}.mid" if len(self.pieces) > 1 else f"{stem}.mid"
+            parts.append(f'<br><a download="{escape_html(name)}" href="data:audio/midi;base64,{data}">download {escape_html(name)}</a>')
+        if self.preview_note:
+            parts.append(f"<p><small><i>{escape_html(self.preview_note)}</i></small></p>")
+        return "\n".join(parts)
+
+    def _repr_html_(self):
+        return self.html()
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+    def __repr__(self):
+        model, seed = self.recipe.get("model"), self.recipe.get("seed")
+        head = self.prompt[:60].replace("\n", " ")
+        said = f", {head!r}{'...' if len(self.prompt) > 60 else ''}" if self.prompt else ""
+        return f"<MidiResult {model} seed={seed}: {self.summary()}{said}>"

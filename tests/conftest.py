@@ -30,3 +30,24 @@ def ip(shell):
 def run(ip, capsys):
     """run(cell_source) -> Ran with the shell's result and what it printed."""
     return cell_runner(ip, capsys)
+
+
+@pytest.fixture(scope="session")
+def transformers_serve():
+    """A real OpenAI-compatible server (`transformers serve`) on 127.0.0.1, started once for the whole run
+    (~20 s) and stopped by its PID at the end. It serves any local model folder, named by its path."""
+    from servers import TransformersServe
+
+    server = TransformersServe().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def standin():
+    """The OpenAI protocol stand-in (tests/openai_standin.py): images API and every fault, on 127.0.0.1."""
+    from openai_standin import StandIn
+
+    server = StandIn().start()
+    yield server
+    server.stop()

@@ -29,7 +29,7 @@ def table_rows(stdout):
 
 def test_every_benchmark_has_a_quick_mode_and_a_result_line():
     run_all = load_run_all()
-    assert list(run_all.BENCHMARKS) == ["load", "cache", "offline", "story", "paint", "paint-canvas", "stylize", "compose", "finetune"]
+    assert list(run_all.BENCHMARKS) == ["load", "cache", "offline", "story", "paint", "paint-canvas", "stylize", "feedforward", "compose", "finetune", "remote", "midi", "compose-long"]
     for script, _ in run_all.BENCHMARKS.values():
         source = (BENCHMARKS / script).read_text(encoding="utf-8")
         assert "--quick" in source and "emit_result(" in source, script
@@ -79,3 +79,14 @@ def test_gpu_benchmarks_stop_in_one_line_without_cuda():
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode != 0 and done.stdout == ""
     assert len(lines) == 1 and "no CUDA GPU here" in lines[0], lines
+
+
+def test_bench_remote_quick_measures_against_a_real_server():
+    """W2 3/9's benchmark starts `transformers serve` itself, runs both contenders and stops the server."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--only", "remote"], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (row,) = table_rows(done.stdout)
+    assert "%%story -m local:MODEL" in row[0] and "first token" in row[1] and float(row[2]) > 0
+    assert "first token, difference" in done.stdout and "our code / the client's" in done.stdout

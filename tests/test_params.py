@@ -79,7 +79,7 @@ CASES = list(cases())
 
 def test_every_checked_kind_has_cases():
     """A parameter of a kind this table knows nothing of would go unchecked: fail instead."""
-    unchecked = {"image", "images", "audio", "path"}  # references, resolved and checked in refs.py and media.py
+    unchecked = {"image", "images", "audio", "midi", "path"}  # references, resolved and checked in refs.py, media.py and midi.py
     for task in params.TASKS.values():
         for param in task.params:
             assert param.kind in unchecked or bad_values(param), (task.name, param.name, param.kind)
@@ -96,6 +96,11 @@ def images(ip):
     return picture
 
 
+def stylize_method(param):
+    """The %stylize method a parameter is tried with: gatys (the default) where it may, else its first one."""
+    return None if not param.methods or "gatys" in param.methods else param.methods[0]
+
+
 def call_api(task, param, value, images):
     kwargs = {param.name: value}
     if task == "story":
@@ -103,11 +108,11 @@ def call_api(task, param, value, images):
     if task == "paint":
         return creative_magics.paint("a fox", **kwargs)
     if task == "stylize":
-        method = "img2img" if "img2img" in param.methods else None
-        prompt = "watercolor" if method else None
+        method = stylize_method(param)
+        prompt = "watercolor" if method == "img2img" else None
         if param.name == "method":
             return creative_magics.stylize(images, [images], **kwargs)
-        return creative_magics.stylize(images, None if method else [images], prompt=prompt, method=method, **kwargs)
+        return creative_magics.stylize(images, None if method == "img2img" else [images], prompt=prompt, method=method, **kwargs)
     if task == "compose":
         return creative_magics.compose("piano", **kwargs)
     return creative_magics.finetune("never-made", "some text to learn", **kwargs)
@@ -120,9 +125,10 @@ def magic_cell(task, param, written):
     if task == "paint":
         return f"%%paint {flag}\na fox"
     if task == "stylize":
-        if "img2img" in param.methods:
+        method = stylize_method(param)
+        if method == "img2img":
             return f"%%stylize --content content --method img2img {flag}\nwatercolor"
-        return f"%stylize --content content --style style {flag}"
+        return f"%stylize --content content --style style {flag}" + (f" --method {method}" if method else "")
     if task == "compose":
         return f"%%compose {flag}\npiano"
     return f"%%finetune never-made {flag}\nsome text to learn"

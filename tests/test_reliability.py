@@ -96,9 +96,25 @@ def files(tmp_path_factory):
     (folder / "fields.jsonl").write_text('{"body": "no text field"}\n')
     (folder / "tune.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00fake mp3")
     (folder / "tune.wav").write_text("a text file with a .wav name")
+    from creative_magics import audio, midi
+
+    (folder / "empty.mid").write_bytes(midi.write_notes([]))  # a MIDI file without a note
+    audio.write_wav(folder / "clip.wav", np.zeros((1, 3200), dtype=np.float32), 32000)
+    (folder / "notes.gguf").write_text("a text file with a .gguf name")
+    (folder / "half.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 12)  # a GGUF header cut short
     (folder / "no-texts").mkdir()
     (folder / "not-a-model").mkdir()
     (folder / "not-a-model" / "readme.txt").write_text("no weights here")
+    import torch
+
+    from creative_magics.nets import adain
+
+    (folder / "truncated-adain").mkdir()  # the authors' two files, the decoder cut off halfway
+    net = adain.AdaIN((4, 8, 8, 16))
+    torch.save(net.encoder.state_dict(), folder / "truncated-adain" / "vgg_normalised.pth")
+    torch.save(net.decoder.state_dict(), folder / "truncated-adain" / "decoder.pth")
+    whole = (folder / "truncated-adain" / "decoder.pth").read_bytes()
+    (folder / "truncated-adain" / "decoder.pth").write_bytes(whole[: len(whole) // 2])
     return folder
 
 
@@ -143,6 +159,7 @@ def images_in(shell):
         style=noise(2),
         number=42,
         odd_array=np.zeros((4, 4, 7)),
+        sliver=Image.fromarray(np.zeros((4, 400, 3), dtype=np.uint8)),  # 400x4: 64x1 at --size 64
         story_recipe={"task": "story", "prompt": "Once", "params": {}},
     )
 
@@ -206,6 +223,17 @@ CASES = [
     ("story-unknown-model", "story", "%%story -m nobody/no-such-model\nHi", "not in the local Hugging Face cache"),
     ("story-model-of-another-task", "story", "%%story -m sd-turbo\nHi", "'sd-turbo' is not a story model"),
     ("story-folder-without-a-model", "story", "%%story -m {files}/not-a-model\nHi", "is not a causal_lm model folder: it has no config.json"),
+    ("story-unknown-endpoint", "story", "%%story -m nowhere:some-model\nHi", "no endpoint named 'nowhere'; endpoints: openai"),
+    ("story-endpoint-without-model", "story", "%%story -m openai:\nHi", "names no model after the colon"),
+    ("story-remote-only-flag-on-local", "story", "%%story -m gpt2 --presence-penalty 0.5\nHi", "--presence-penalty is for remote models"),
+    ("story-api-on-local", "story", "%%story -m gpt2 --api completions\nHi", "--api is for remote models"),
+    ("story-mistyped-alias", "story", "%%story -m smolm2\nHi", "did you mean smollm2"),
+    ("story-gguf-missing", "story", "%%story -m {files}/missing.gguf\nHi", "no GGUF file"),
+    ("story-gguf-not-gguf", "story", "%%story -m {files}/notes.gguf\nHi", "is not a GGUF file"),
+    ("story-gguf-cut-short", "story", "%%story -m {files}/half.gguf\nHi", "is not a GGUF text model transformers can load"),
+    ("paint-gguf-file", "paint", "%%paint -m {files}/half.gguf\na fox", "a GGUF file holds a text model"),
+    ("story-prompt-on-the-line-and-in-the-body", "story", "%%story -m gpt2 Once upon\na time", "after the flags or in the cell body, not both"),
+    ("story-line-form-without-a-prompt", "story", "%story -m gpt2 --max-new-tokens 5", "the prompt is empty"),
     # %%paint: values, images, files, URLs, recipes, models
     ("paint-size-below-64", "paint", "%%paint --width 16\na fox", "--width must be a multiple of 8"),
     ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be a whole number from 1 to 500, not 0"),
@@ -239,6 +267,10 @@ CASES = [
     ("paint-unknown-sweep-name", "paint", "%%paint --sweep temprature=1,2\na fox", "--sweep temprature: unknown name"),
     ("paint-sweep-bad-value", "paint", "%%paint --sweep guidance=3,lots\na fox", "--guidance takes numbers, not 'lots'"),
     ("paint-sweep-over-64", "paint", "%%paint --sweep seed=0,1,2,3,4,5,6,7,8 --sweep steps=1,2,3,4,5,6,7,8\na fox", "more than 64: add --yes"),
+    ("paint-remote-only-flag-on-local", "paint", "%%paint --quality hd\na fox", "--quality is for remote models (ENDPOINT:MODEL)"),
+    ("paint-unknown-endpoint", "paint", "%%paint -m nowhere:dall-e-3\na fox", "no endpoint named 'nowhere'"),
+    ("paint-mistyped-alias", "paint", "%%paint -m sd-trubo\na fox", "did you mean sd-turbo"),
+    ("paint-prompt-on-the-line-and-in-the-body", "paint", "%%paint -n 2 a red fox\na red fox", "not both"),
     # %stylize / %%stylize
     ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "--size must be a whole number from 32 to 2048"),
     ("stylize-negative-style-weight", "stylize", "%stylize --content content --style style --style-weight -1", "style-weight must be >= 0"),
@@ -252,10 +284,18 @@ CASES = [
     ("stylize-unknown-layer", "stylize", "%stylize --content content --style style --style-layers conv9_1", "--style-layers: unknown 'conv9_1'"),
     ("stylize-img2img-strength-above-1", "stylize", "%%stylize --content content --method img2img --strength 2\nwatercolor", "--strength must be in (0, 1]"),
     ("stylize-model-of-another-task", "stylize", "%stylize --content content --style style -m gpt2", "'gpt2' is not a stylize model"),
+    ("stylize-adain-painter-name", "stylize", "%stylize --method adain --content content --style monet", "is a CycleGAN painter, not a style image"),
+    ("stylize-cyclegan-style-image", "stylize", "%stylize --method cyclegan --content content --style style", "takes a painter, not a style image"),
+    ("stylize-cyclegan-unknown-painter", "stylize", "%stylize --method cyclegan --content content --style picasso", "unknown painter 'picasso'"),
+    ("stylize-adain-alpha-above-1", "stylize", "%stylize --method adain --content content --style style --alpha 1.5", "--alpha must be in [0, 1], not 1.5"),
+    ("stylize-adain-image-too-small", "stylize", "%stylize --method adain --content sliver --style style --size 64", "needs at least 16 px on each side"),
+    ("stylize-adain-truncated-weights", "stylize", "%stylize --method adain --content content --style style -m {files}/truncated-adain",
+     "does not hold a loadable adain model"),
+    ("stylize-live-without-canvas", "stylize", "%stylize --method adain --content content --style style --live", "--live runs again on every stroke"),
     # %%compose
     ("compose-seconds-0", "compose", f"%%compose --seconds 0\n{DESCRIPTION}", "--seconds must be > 0, not 0"),
     ("compose-seconds-below-0", "compose", f"%%compose --seconds -2\n{DESCRIPTION}", "--seconds must be > 0"),
-    ("compose-too-long", "compose", f"%%compose --seconds 1000\n{DESCRIPTION}", "is beyond what musicgen-small can make"),
+    ("compose-too-long", "compose", f"%%compose --seconds 1000\n{DESCRIPTION}", "beyond the longest piece %%compose makes, 300 s"),
     ("compose-negative-guidance", "compose", f"%%compose --guidance -1\n{DESCRIPTION}", "--guidance must be >= 0"),
     ("compose-empty-description", "compose", "%%compose\n  \n ", "the description is empty"),
     ("compose-melody-missing", "compose", f"%%compose --melody {{files}}/missing.wav\n{DESCRIPTION}", "does not exist"),
@@ -263,6 +303,21 @@ CASES = [
     ("compose-melody-fake-wav", "compose", f"%%compose -m musicgen-melody --melody {{files}}/tune.wav\n{DESCRIPTION}", "tune.wav' is not one; convert it"),
     ("compose-save-not-wav", "compose", f"%%compose --save {{files}}/song.mp3\n{DESCRIPTION}", "--save writes WAV files"),
     ("compose-model-of-another-task", "compose", f"%%compose -m sd15\n{DESCRIPTION}", "'sd15' is not a compose model"),
+    ("compose-remote-model", "compose", f"%%compose -m openai:gpt-4o-mini\n{DESCRIPTION}", "compose needs a local model"),
+    # %%compose --midi and --continue
+    ("compose-midi-with-musicgen", "compose", f"%%compose --midi -m musicgen-small\n{DESCRIPTION}", "--midi writes notes with a MIDI model"),
+    ("compose-midi-model-without-midi", "compose", f"%%compose -m amt-small\n{DESCRIPTION}", "writes MIDI notes, not audio: add --midi"),
+    ("compose-prompt-midi-not-midi", "compose", f"%%compose --midi --prompt-midi {{files}}/notes.txt\n{DESCRIPTION}", "is not a MIDI file"),
+    ("compose-prompt-midi-empty", "compose", f"%%compose --midi --prompt-midi {{files}}/empty.mid\n{DESCRIPTION}", "holds no notes to continue"),
+    ("compose-prompt-midi-without-midi", "compose", f"%%compose --prompt-midi {{files}}/empty.mid\n{DESCRIPTION}", "--prompt-midi is for MIDI composition"),
+    ("compose-unknown-instrument", "compose", f"%%compose --midi --instrument violn\n{DESCRIPTION}", "unknown instrument 'violn'; did you mean violin"),
+    ("compose-guidance-with-midi", "compose", f"%%compose --midi --guidance 4\n{DESCRIPTION}", "--guidance is for MusicGen's audio"),
+    ("compose-midi-too-long", "compose", f"%%compose --midi --seconds 301\n{DESCRIPTION}", "beyond the longest piece %%compose makes, 300 s"),
+    ("compose-save-wav-with-midi", "compose", f"%%compose --midi --save {{files}}/song.wav\n{DESCRIPTION}", "--save with --midi writes MIDI files"),
+    ("compose-continue-missing", "compose", f"%%compose --continue {{files}}/missing.wav\n{DESCRIPTION}", "--continue file"),
+    ("compose-continue-mp3", "compose", f"%%compose --continue {{files}}/tune.mp3\n{DESCRIPTION}", "only WAV files can be continued"),
+    ("compose-continue-with-melody", "compose", f"%%compose -m musicgen-melody --melody {{files}}/clip.wav --continue {{files}}/clip.wav\n{DESCRIPTION}",
+     "--continue and --melody cannot go together"),
     # %%finetune / %finetune: data and values
     ("finetune-empty-data-file", "finetune", "%finetune mistake --base gpt2 --data {files}/empty.txt", "the training text is empty"),
     ("finetune-missing-data-file", "finetune", "%finetune mistake --base gpt2 --data {files}/missing.txt", "no file or folder"),
@@ -290,6 +345,10 @@ CASES = [
     ("config-story-defaults-typo", "config:story", "%config CreativeMagics.story_defaults = {'temprature': 0.5}", "story_defaults takes"),
     ("config-stylize-defaults-typo", "config:stylize", "%config CreativeMagics.stylize_defaults = {'sise': 64}", "stylize_defaults takes"),
     ("config-compose-defaults-typo", "config:compose", "%config CreativeMagics.compose_defaults = {'sconds': 3}", "compose_defaults takes"),
+    ("config-endpoints-holding-a-key", "config:story", "%config CreativeMagics.endpoints = {'x': {'base_url': 'http://h/v1', 'api_key': 'k'}}",
+     "never put the key itself here"),
+    ("config-endpoints-bad-url", "config:story", "%config CreativeMagics.endpoints = {'x': {'base_url': 'h:80'}}", "needs a 'base_url'"),
+    ("config-remote-timeout-0", "config:story", "%config CreativeMagics.remote_timeout = 0", "remote_timeout must be > 0"),
     ("config-finetune-defaults-typo", "config:finetune", "%config CreativeMagics.finetune_defaults = {'lora_rank': 4}", "finetune_defaults takes"),
 ]
 

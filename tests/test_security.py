@@ -23,6 +23,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import mido
 import numpy as np
 import pytest
 from PIL import Image
@@ -199,6 +200,7 @@ def test_loaders_pass_trust_remote_code_only_when_config_enables_it(ip, from_pre
         ("paint", "tiny-sd"),
         ("compose", "tiny-musicgen"),
         ("compose", "tiny-musicgen-melody"),
+        ("midi", "tiny-amt"),
         ("stylize", "tiny-vgg19"),  # safetensors read directly: no from_pretrained at all
         ("story", str(adapter)),
     ]:
@@ -344,6 +346,32 @@ def test_a_booby_trapped_vgg_weights_file_is_refused_in_one_line_and_never_runs(
     assert_trap_is_live(path, marker)
 
 
+@pytest.mark.parametrize("method", ["adain", "cyclegan"])
+def test_a_booby_trapped_adain_or_cyclegan_file_is_refused_in_one_line_and_never_runs(ip, run, tmp_path, method):
+    """Our feed-forward networks read .pth files with weights_only=True: a malicious pickle in place of the
+    authors' decoder.pth (AdaIN) or style_<painter>.pth (CycleGAN) never runs."""
+    import torch
+
+    from creative_magics.nets import adain
+
+    marker = tmp_path / f"pwned-{method}"
+    if method == "adain":
+        target = tmp_path / "adain-weights"
+        target.mkdir()
+        torch.save(adain.encoder((4, 8, 8, 16)).state_dict(), target / "vgg_normalised.pth")
+        path = save_trap(target / "decoder.pth", marker, keys=("1.weight",))
+        style = "picture"
+    else:
+        path = target = save_trap(tmp_path / "style_trap.pth", marker, keys=("model.1.weight",))
+        style = "monet"
+    ip.user_ns["picture"] = Image.new("RGB", (32, 32), (10, 120, 200))
+    ran = run(f"%stylize --method {method} --content picture --style {style} -m {target}")
+    assert_one_line_error(ran, f"does not hold a loadable {method} model")
+    assert not marker.exists()
+    assert session.current().cache.table() == []
+    assert_trap_is_live(path, marker)
+
+
 # -- 3. URLs: a deadline, a size cap, a content-type check ------------------------------------------------
 
 
@@ -451,17 +479,24 @@ def test_melodies_and_training_data_are_never_fetched_from_urls(server):
     _Routes.hits.clear()
     with pytest.raises(CreativeError, match="does not exist"):
         audio.load_melody(f"{server}/tune.wav")
+    with pytest.raises(CreativeError, match="does not exist"):
+        audio.load_audio(f"{server}/clip.wav", "continue")
+    with pytest.raises(CreativeError, match="does not exist"):
+        refs.midi(f"{server}/phrase.mid")
     with pytest.raises(CreativeError, match="no file or folder"):
         corpus.read_texts(f"{server}/texts.txt")
     assert corpus.read_texts(f"{server}/story").texts == [f"{server}/story"]  # read as the text itself
     assert _Routes.hits == []
 
 
-NETWORK_MODULES = {"urllib", "http", "socket", "requests", "httpx", "aiohttp", "urllib3", "ftplib"}
+NETWORK_MODULES = {"urllib", "http", "socket", "requests", "httpx", "aiohttp", "urllib3", "ftplib", "openai"}
 NETWORK_USERS = {
+    "remote.py": "remote endpoints (-m ENDPOINT:MODEL) through the openai client, under remote_timeout; keys from the "
+    "environment at call time, never shown (test_remote_secrets.py); socket only to tell a failed name lookup",
     "media.py": "IMAGE URLs: fetch_url, with the deadline, cap and content-type check above",
     "hub.py": "a TCP probe of the hub's host, with a 2 s deadline; fetches nothing",
-    "loaders.py": "the hash-checked VGG19 download, under a socket read deadline (test_vgg_weights.py)",
+    "loaders.py": "the hash-checked VGG19 download and the verified AdaIN / CycleGAN downloads, under a socket read deadline "
+    "(test_vgg_weights.py, test_feedforward_weights.py)",
 }
 
 
@@ -524,6 +559,19 @@ def test_a_png_whose_chunks_hold_code_or_a_pickle_is_only_read_as_text(tmp_path)
     info.add_text(recipes.JSON_KEY, json.dumps({"task": "stylize", "model": code, "params": {"steps": code}}))
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
     assert creative_magics.read_recipe(str(path)) == {"task": "stylize", "model": code, "params": {"steps": code}}
+    assert not marker.exists()
+
+
+def test_a_midi_text_event_holding_a_pickle_is_not_a_recipe(tmp_path):
+    from creative_magics import midi
+
+    marker = tmp_path / "pwned-midi"
+    song = mido.MidiFile()
+    text = midi.RECIPE_PREFIX + pickle.dumps(Trap(marker), protocol=0).decode("latin-1")
+    song.tracks.append(mido.MidiTrack([mido.MetaMessage("text", text=text)]))
+    path = tmp_path / "piece.mid"
+    song.save(str(path))
+    assert audio.read_recipe(path) is None
     assert not marker.exists()
 
 

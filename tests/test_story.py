@@ -252,3 +252,53 @@ def test_bad_input_is_one_line_and_the_next_call_works(ip, run, line, body, frag
 def test_unknown_keyword_in_the_python_api(ip):
     with pytest.raises(creative_magics.errors.CreativeError, match="unknown parameter"):
         creative_magics.story("Hi", temprature=0.5)
+
+
+# -- the line form, and the bold prompt ---------------------------------------------------------------------
+
+
+def test_the_line_form_takes_the_words_after_the_flags_as_the_prompt(ip, run):
+    ran = run("%story -m gpt2 --seed 4 --max-new-tokens 5 -o tale A dragon's birthday, by the sea")
+    assert ran.ok, ran.err
+    tale = ip.user_ns["tale"]
+    assert tale.recipe["prompt"] == "A dragon's birthday, by the sea" and tale.recipe["params"]["max_new_tokens"] == 5
+    cell = run("%%story -m gpt2 --seed 4 --max-new-tokens 5 -o again\nA dragon's birthday, by the sea")
+    assert cell.ok and ip.user_ns["again"].text == tale.text  # the same call as the cell form
+    between = run("%story A dragon's birthday, --seed 4 -m gpt2 by the sea --max-new-tokens 5 -o mixed")
+    assert between.ok and ip.user_ns["mixed"].text == tale.text  # flags may come between the words
+    stop = run('%story -m gpt2 --max-new-tokens 5 --stop "\\n" -- Once upon a time')
+    assert stop.ok and stop.out.startswith("Once upon a time")
+
+
+def test_ipythons_hint_for_an_empty_cell_magic_leads_to_a_line_form_that_works(ip, run):
+    hinted = run("%%story -m gpt2 --max-new-tokens 3 Once upon a time")
+    assert not hinted.ok and "%story" in hinted.err  # IPython refuses an empty %% body and names the line magic
+    assert run("%story -m gpt2 --max-new-tokens 3 Once upon a time").ok
+
+
+PROMPT_ENDINGS = ["forest,", "forest", "5 * 3 =", "a *star*", "_under_ `code` [link](x) <b> &amp; $x$ ~~s~~", "...", '"quoted"',
+                  "two\nlines.", "ends in a space "]
+CONTINUATIONS = ["eg win", " there", "*bold*", "**x", ",and", "\nNext line", "_x_", "`code`", "123", "\u2014dash", "\u00e9t\u00e9", "'s", ""]
+
+
+@pytest.mark.parametrize("prompt", PROMPT_ENDINGS)
+def test_the_bold_prompt_renders_as_typed_whatever_the_continuation_starts_with(prompt):
+    """Rendered by a CommonMark parser: the prompt's lines in bold, exactly as typed, then the continuation,
+    with no stray asterisks, whatever the two sides end and start with."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    from creative_magics.results import story_markdown
+
+    parser = MarkdownIt("commonmark")
+    lines = [line.strip() for line in prompt.splitlines() if line.strip()]
+    for continuation in CONTINUATIONS:
+        rendered = parser.render(story_markdown(prompt, [continuation]))
+        bold = [html.unescape(b) for b in re.findall(r"<strong>(.*?)</strong>", rendered, re.S)]
+        assert bold[: len(lines)] == lines, (prompt, continuation, rendered)
+        text = html.unescape(re.sub(r"<[^>]+>", "", rendered)).replace("\u2060", "")
+        assert "**" not in text.replace(continuation, ""), (prompt, continuation, rendered)
+        if "*" not in continuation and "_" not in continuation and "`" not in continuation:
+            assert continuation.strip() in text, (prompt, continuation, rendered)

@@ -138,7 +138,7 @@ def test_empty_cell_body_points_to_the_line_form(run, images):
         ("--content content --style style --init zeros", "init must be content or noise"),
         ("--content content --style style --style-layers conv9_1", "--style-layers: unknown 'conv9_1'"),
         ("--content content --style style style2 --style-blend 1", "1 blend weights for 2 style images"),
-        ("--content content --style style --method magic", "method must be gatys or img2img"),
+        ("--content content --style style --method magic", "method must be gatys, adain, cyclegan or img2img"),
         ("--content content --style style --strength 0.5", "--strength belongs to --method img2img"),
         ("--content content --method img2img", "describe the style in the cell body"),
         ("--content content --style style --method img2img", "not from --style images"),

@@ -269,3 +269,19 @@ def test_clicking_a_thumbnail_selects_it(ip):
     assert gallery.selected is second and "#2 text seed 5" in gallery.title.value
     gallery.tiles.children[0].children[0]._handle_frontend_event(None, {"event": "mouse_down", "x": 1, "y": 1}, [])
     assert gallery.selected is first
+
+
+def test_a_midi_result_shows_its_piano_roll_and_saves_a_midi_file(ip, tmp_path):
+    from creative_magics import audio, midi
+
+    notes = creative_magics.compose("a tune", midi=True, seconds=1, seed=3)
+    face = gallery_module.face_of(notes)
+    assert face.size[0] == gallery_module.THUMB  # the piano roll, not a text card
+    gallery = creative_magics.gallery()
+    assert gallery_module.label_of(0, notes) == "#1 midi seed 3"
+    gallery.folder.value = str(tmp_path / "out")
+    gallery.select(0)
+    gallery.save()
+    saved = tmp_path / "out" / "result-001.mid"
+    assert saved.read_bytes() == notes.midi and audio.read_recipe(saved)["params"]["midi"] is True
+    assert midi.read_notes(saved.read_bytes()) == notes.notes

@@ -1,5 +1,5 @@
-"""The names of VGG19's convolutions in torchvision's layer order; a leaf, so the parameter checks know
-them without importing torch."""
+"""The names of VGG19's convolutions in torchvision's layer order, and of the CycleGAN painters; a leaf,
+so the parameter checks know them without importing torch."""
 
 # Convolutions per block of torchvision's VGG19 ("configuration E"): 2, 2, 4, 4, 4.
 CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
@@ -18,3 +18,6 @@ def _layer_index():
 # "conv4_2" -> 21: index of the conv in `features`; its ReLU output is at index + 1.
 LAYER_INDEX = _layer_index()
 LAYER_NAMES = tuple(LAYER_INDEX)
+
+# The photo -> painting generators Zhu et al. published with CycleGAN (style_<painter>.pth).
+PAINTERS = ("monet", "vangogh", "cezanne", "ukiyoe")

@@ -22,7 +22,7 @@ from ..errors import CreativeError, first_line
 from ..models import BASE_NAMES, BASE_SUFFIXES, BUILTIN_ALIASES, DEFAULT_CONTROLNETS
 from ..recipes import SAMPLER_NAMES, recipe_text, with_recipe_text
 from ..results import ImageResult
-from . import used_values
+from . import make_recipe, used_values
 
 TASK = params.PAINT
 # our name -> the diffusers scheduler class; "default" is the model's own
@@ -46,6 +46,9 @@ MODEL_DEFAULTS = {
     # inpainting models repaint the masked part from noise (their model cards' strength)
     "stable-diffusion-v1-5/stable-diffusion-inpainting": {"steps": 25, "guidance": 7.5, "width": 512, "height": 512, "img2img": {"strength": 1.0}},
     "diffusers/stable-diffusion-xl-1.0-inpainting-0.1": {"steps": 30, "guidance": 8.0, "width": 1024, "height": 1024, "img2img": {"strength": 0.99}},
+    # aMUSEd (VQGAN tokens, MUSE-style): its pipelines' own defaults, 12 steps at guidance 10; image-to-image at strength 0.5
+    "amused/amused-256": {"steps": 12, "guidance": 10.0, "width": 256, "height": 256, "img2img": {"strength": 0.5}},
+    "amused/amused-512": {"steps": 12, "guidance": 10.0, "width": 512, "height": 512, "img2img": {"strength": 0.5}},
 }
 # Used when neither the user, the panel, %config nor the model give a value.
 HOUSE_DEFAULTS = TASK.house_defaults()
@@ -87,9 +90,9 @@ def recommended(spec):
 def native_size(pipe):
     """The size a pipeline makes when given none (its UNet/transformer sample size x the VAE factor)."""
     sample = getattr(pipe, "default_sample_size", None)
-    if sample is None:
-        unet = getattr(pipe, "unet", None)
-        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    for part in ("unet", "transformer"):  # aMUSEd's is a transformer over VQGAN tokens
+        if sample is None:
+            sample = getattr(getattr(getattr(pipe, part, None), "config", None), "sample_size", None)
     factor = getattr(pipe, "vae_scale_factor", 8) or 8
     if isinstance(sample, (tuple, list)):
         sample = sample[0]
@@ -213,7 +216,7 @@ def view(pipe, mode="txt2img", scheduler="default", safety=True, controlnet=None
     try:
         # The Auto classes' from_pipe shares the modules as they are (the pipeline classes' own
         # from_pipe would cast them to float32 unless given a dtype).
-        made = auto.from_pipe(pipe, **overrides)
+        made = _amused_view(pipe, mode, overrides) if is_amused(pipe) else auto.from_pipe(pipe, **overrides)
     except ValueError as err:
         what = _MODE_WORDS[mode] + (" ControlNet" if controlnet is not None else "")
         raise CreativeError(f"this model has no {what} pipeline in diffusers: {first_line(err)}") from None
@@ -222,6 +225,42 @@ def view(pipe, mode="txt2img", scheduler="default", safety=True, controlnet=None
     made.set_progress_bar_config(disable=True)  # the view draws its own bar
     views[key] = made  # a ControlNet view holds one ControlNet: the next one replaces it
     return made
+
+
+def is_amused(pipe):
+    """aMUSEd (VQGAN tokens): diffusers' Auto classes do not know its pipelines, which take a `callback`
+    instead of callback_on_step_end and a single generator."""
+    return type(pipe).__name__.startswith("Amused")
+
+
+def _amused_view(pipe, mode, overrides):
+    """aMUSEd's text- or image-to-image pipeline over the same modules."""
+    import diffusers
+
+    if "controlnet" in overrides:
+        raise CreativeError("aMUSEd paints VQGAN tokens and takes no ControlNet: use a Stable Diffusion model with --control")
+    cls = {"img2img": diffusers.AmusedImg2ImgPipeline, "inpaint": diffusers.AmusedInpaintPipeline}.get(mode, diffusers.AmusedPipeline)
+    return cls(**{**pipe.components, **{k: v for k, v in overrides.items() if k in pipe.components}})
+
+
+def _call(runner, kwargs, tracker):
+    """Run the view with the step tracker. Pipelines without callback_on_step_end (aMUSEd) take the older
+    `callback` and one generator: a batch is painted image by image, each with its own seed's generator,
+    as the other pipelines do within one call."""
+    if "callback_on_step_end" in call_parameters(type(runner)):
+        return runner(**kwargs, callback_on_step_end=tracker, callback_on_step_end_tensor_inputs=["latents"])
+    from types import SimpleNamespace
+
+    each = kwargs["generator"] if isinstance(kwargs["generator"], list) else [kwargs["generator"]]
+    one = dict(kwargs, num_images_per_prompt=1)
+    steps, images = tracker.total, []
+    tracker.total += steps * (len(each) - 1)
+    tracker.overall += steps * (len(each) - 1)
+    for index, generator in enumerate(each):
+        offset = index * steps
+        callback = lambda step, timestep, latents, offset=offset: tracker(runner, offset + step, timestep, {"latents": latents})
+        images += list(runner(**dict(one, generator=generator), callback=callback, callback_steps=1).images)
+    return SimpleNamespace(images=images)
 
 
 @functools.lru_cache(maxsize=None)
@@ -521,12 +560,11 @@ def paint(
     hires_total = hires_steps(values) if values.get("hires") else 0
     final = final_size(values)
     tracker = _Steps(Previewer(runner), total, on_step, on_preview, final, overall=total + hires_total)
-    kwargs.update(callback_on_step_end=tracker, callback_on_step_end_tensor_inputs=["latents"])
 
     # 4. paint (and repaint larger for the hires fix); Ctrl-C keeps the last previews
     output, last = None, tracker
     try:
-        output = runner(**kwargs)
+        output = _call(runner, kwargs, tracker)
         if values.get("hires"):
             first = list(output.images)
             output, last = None, _Steps(Previewer(runner), hires_total, on_step, on_preview, final, offset=total, overall=total + hires_total)
@@ -715,10 +753,8 @@ def _hires_pass(pipe, values, safety, offload_device, first_kwargs, first, track
         strength=values["hires_strength"],
         num_inference_steps=hires_steps(values, total=True),
         generator=generators(seeds),
-        callback_on_step_end=tracker,
-        callback_on_step_end_tensor_inputs=["latents"],
     )
-    return runner(**kwargs)
+    return _call(runner, kwargs, tracker)
 
 
 RECORDED = ("negative", "steps", "guidance", "width", "height", "n", "scheduler")
@@ -753,7 +789,7 @@ def paint_recipe(prompt, values, sources, model_name, runner, mode="txt2img", in
         values["lora"] = [params.lora_text(name, weight) for name, _, _, weight in loras]
         recorded.append("lora")
     used, used_sources = used_values(values, sources, recorded)
-    recipe = {"task": "paint", "model": model_name, "seed": first_seed, "prompt": prompt, "params": used, "sources": used_sources}
+    recipe = make_recipe("paint", model_name, first_seed, prompt, used, used_sources)
     for name, given in inputs.items():
         if given is not None and given[2]:
             recipe[f"{name}_hash"] = given[2]
@@ -874,3 +910,132 @@ def oom_message(values, offloading):
         f"out of GPU memory at {size} even with the other models evicted: try a smaller --width/--height{fewer}, "
         "or %config CreativeMagics.cpu_offload = True"
     )
+
+
+# -- remote models: an OpenAI-compatible server's images/generations and images/edits -----------------
+
+# OpenAI's image models that always answer in base64 and refuse a response_format field.
+ALWAYS_BASE64 = ("gpt-image-",)
+
+
+def paint_remote(connection, prompt, values, sources=None, *, model_name="", init=None, mask=None, on_step=None, on_note=None):
+    """Pictures for `prompt` from a remote server (`connection`, see remote.Connection) with merged values
+    it can use (tasks.usable). images/generations, or images/edits with an init image (and a mask,
+    white = repaint); the answer in base64 (`b64_json`). Returns an ImageResult whose images carry the
+    A1111-style recipe naming the endpoint and model. The server draws no seed, so none is recorded.
+
+    init: (PIL image, label, hash) as for paint(); mask: a PIL image, or None.
+    """
+    # 1. the prompt and the values
+    prompt = prompt.strip("\n")
+    if not prompt.strip():
+        raise CreativeError("the prompt is empty: write it in the cell body")
+    values, sources = dict(values), dict(sources or {})
+    check(values)
+    n = 1 if values.get("batch_pos") is not None else int(values.get("n") or 1)
+    width, height = values.get("width"), values.get("height")
+    if (width is None) != (height is None):
+        raise CreativeError("a remote model takes a whole size: give both --width and --height (e.g. 1024 and 1024), or neither")
+    if mask is not None and init is None:
+        raise CreativeError("--mask needs --init: the mask says which part of the init image to repaint")
+
+    # 2. the request: the API's fields the values stand for
+    fields = {"model": connection.model, "prompt": prompt}
+    if n > 1:
+        fields["n"] = n
+    if width is not None:
+        fields["size"] = f"{width}x{height}"
+    for name in ("quality", "style"):
+        if values.get(name) is not None:
+            fields[TASK[name].remote] = values[name]
+    beyond = {TASK[name].remote_extra: values[name] for name in connection.endpoint.extra_params
+              if name in TASK and TASK[name].remote_extra and values.get(name) is not None}
+    if beyond:
+        fields["extra_body"] = beyond
+    if not connection.model.startswith(ALWAYS_BASE64):
+        fields["response_format"] = "b64_json"
+    if on_step is not None:
+        on_step(0, 1)  # a live line while the server paints (one step: the server's)
+    if init is None:
+        what = "images/generations"
+        answer = connection.request(what, lambda client, auth: client.images.generate(**fields, **auth))
+    else:
+        from ..recipes import png_bytes
+
+        what = "images/edits"
+        fields["image"] = ("init.png", png_bytes(init[0].convert("RGBA"), compress_level=6), "image/png")
+        if mask is not None:
+            fields["mask"] = ("mask.png", png_bytes(_edit_mask(mask, init[0].size), compress_level=6), "image/png")
+        missing = (
+            f"endpoint {connection.endpoint.name!r} offers no images/edits for {connection.model!r}, "
+            "so --init (image-to-image) cannot be used with it; paint without --init, or use a local model"
+        )
+        answer = connection.request(what, lambda client, auth: client.images.edit(**fields, **auth), route=missing)
+
+    # 3. the images, each with its recipe
+    images, revised = _remote_images(answer, connection, what)
+    size = images[0].size
+    recipe_values = {"width": size[0], "height": size[1], "n": len(images)}
+    for name in ("quality", "style"):
+        if values.get(name) is not None:
+            recipe_values[name] = values[name]
+    if init is not None:
+        recipe_values["init"] = init[1]
+    used_sources = {name: sources.get(name, "server" if name in ("width", "height", "n") else "default") for name in recipe_values}
+    recipe = {
+        "task": "paint",
+        "model": model_name,
+        "endpoint": connection.endpoint.name,
+        "remote_model": connection.model,
+        "seed": None,
+        "prompt": prompt,
+        "params": recipe_values,
+        "sources": used_sources,
+    }
+    if init is not None and init[2]:
+        recipe["init_hash"] = init[2]
+    if any(revised):
+        recipe["revised_prompts"] = revised
+    texts = [recipe_text(recipe, batch_pos=i) for i in range(len(images))]
+    images = [with_recipe_text(image, text) for image, text in zip(images, texts)]
+    notes = []
+    if len(images) != n:
+        notes.append(f"{model_name} made {len(images)} image{'s' if len(images) != 1 else ''}, not the {n} asked for")
+    return ImageResult(images=images, recipe=recipe, seeds=[], prompt=prompt, steps_done=1, steps_total=1, notes=notes)
+
+
+def _edit_mask(mask, size):
+    """Our mask (white = repaint) as OpenAI's edits want it: transparent where to repaint, at the init's size."""
+    from PIL import Image, ImageOps
+
+    grey = mask.convert("L").resize(size, Image.Resampling.NEAREST)
+    rgba = Image.new("RGBA", size, (0, 0, 0, 255))
+    rgba.putalpha(ImageOps.invert(grey))
+    return rgba
+
+
+def _remote_images(answer, connection, what):
+    """(PIL images, revised prompts) from an images answer: `b64_json` (or a `url`, fetched with our limits)."""
+    import base64
+    import binascii
+
+    from ..media import fetch_url, open_bytes
+
+    data = getattr(answer, "data", None)
+    if isinstance(answer, (str, bytes)) or not isinstance(data, list) or not data:
+        raise CreativeError(connection.malformed(what))
+    images, revised = [], []
+    for index, item in enumerate(data):
+        encoded, url = getattr(item, "b64_json", None), getattr(item, "url", None)
+        try:
+            raw = base64.b64decode(encoded, validate=True) if encoded else fetch_url(url) if url else None
+        except (binascii.Error, ValueError, TypeError):
+            raw = None
+        if raw is None:
+            raise CreativeError(connection.malformed(what, f"image {index + 1} has no readable b64_json"))
+        try:
+            images.append(open_bytes(raw, f"image {index + 1} from {connection.label}"))
+        except CreativeError as err:
+            raise CreativeError(connection.malformed(what, err)) from None
+        revised.append(getattr(item, "revised_prompt", None))
+    return images, revised

@@ -11,7 +11,7 @@ import time
 from .. import defaults, params, seeds
 from ..errors import CreativeError
 from ..results import StoryResult
-from . import context_length, generation_defaults, used_values
+from . import context_length, generation_defaults, make_recipe, used_values
 
 TASK = params.STORY
 # Used when neither the user, the panel, %config nor the model's generation_config give a value.
@@ -182,17 +182,7 @@ def write(text_model, prompt, values, sources=None, model_name="", on_text=None)
     values["greedy"] = not kwargs["do_sample"]
     recorded = [name for name in RECORDED if kwargs["do_sample"] or name not in SAMPLING]
     used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop"])
-    recipe = {
-        "task": "story",
-        "model": model_name,
-        "seed": seed,
-        "prompt": prompt,
-        "system": system,
-        "params": used,
-        "sources": used_sources,
-    }
-    if interrupted:
-        recipe["interrupted"] = True
+    recipe = make_recipe("story", model_name, seed, prompt, used, used_sources, interrupted, system=system)
     return StoryResult(texts=texts, recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
 
 
@@ -230,3 +220,178 @@ def _generate(model, tokenizer, inputs, kwargs, values, seed, on_text, shown_pro
 
 def _as_list(value):
     return value if isinstance(value, (list, tuple)) else [value]
+
+
+# -- remote models: an OpenAI-compatible server's chat/completions or completions --------------------
+
+# Values the request is built from by hand (the rest map one to one onto the API's fields).
+REMOTE_BY_HAND = ("model", "system", "stream", "greedy", "stop", "n", "seed", "api")
+REMOTE_DEFAULTS = {name: value for name, value in HOUSE_DEFAULTS.items() if TASK[name].remote}
+
+
+def remote_request(values, extras=()):
+    """(the API's fields, the fields beyond OpenAI's API) that the recorded values stand for."""
+    fields, beyond = {}, {}
+    standard = {p.name for p in TASK.params if p.remote}
+    for name, field in TASK.remote_fields(extras).items():
+        if name in REMOTE_BY_HAND or values.get(name) is None:
+            continue
+        if values["greedy"] and name in SAMPLING:
+            continue
+        (fields if name in standard else beyond)[field] = values[name]
+    if values["greedy"]:
+        fields["temperature"] = 0
+    if values["stop"]:
+        fields["stop"] = values["stop"]
+    return fields, beyond
+
+
+class _RemoteSamples:
+    """The samples of a remote call as they arrive, reported at most every 50 ms; a sample is done at
+    the end of its choice or at one of the stop strings (the text is cut there)."""
+
+    def __init__(self, n, stops, on_text, shown_prompt):
+        self.texts = [""] * n
+        self.stopped = [False] * n
+        self.stops = stops
+        self.on_text = on_text
+        self.shown_prompt = shown_prompt
+        self.last_report = 0.0
+
+    def add(self, slot, text):
+        if slot >= len(self.texts) or self.stopped[slot] or not text:
+            return
+        self.texts[slot] += text
+        if self.stops and any(s in self.texts[slot] for s in self.stops):
+            self.texts[slot] = cut_at_stops(self.texts[slot], self.stops)
+            self.stopped[slot] = True
+        if self.on_text is not None and time.monotonic() - self.last_report >= STREAM_INTERVAL_S:
+            self.last_report = time.monotonic()
+            self.on_text(StoryResult(texts=list(self.texts), recipe={}, shown_prompt=self.shown_prompt))
+
+    def all_stopped(self, slots):
+        return all(self.stopped[slot] for slot in slots if slot < len(self.stopped))
+
+
+def write_remote(connection, prompt, values, sources=None, model_name="", on_text=None, on_note=None):
+    """Generate from `prompt` on a remote server (`connection`, see remote.Connection) with merged values
+    that the server can use (tasks.usable); returns a StoryResult whose recipe names the endpoint and model.
+
+    chat/completions (the prompt as the user's turn after --system) or completions (the text continues),
+    streamed into on_text. A server that gives fewer samples per request than -n asks for (Ollama and
+    `transformers serve` give one) is asked again, with seed + 1, ... for the others, and on_note says so.
+    Ctrl-C keeps the text so far and closes the stream.
+    """
+    # 1. the prompt and the values: the house's where nothing else gave one
+    prompt = prompt.strip("\n")
+    if not prompt.strip():
+        raise CreativeError("the prompt is empty: write it in the cell body")
+    point = connection.endpoint
+    values, sources = defaults.fill(values, sources, ("endpoint", {"api": point.api}), ("default", REMOTE_DEFAULTS))
+    values.update(n=int(values.get("n") or 1), greedy=bool(values.get("greedy")), stop=stop_strings(values.get("stop")))
+    if values.get("temperature") == 0:
+        values["greedy"] = True
+    check(values)
+    seed = seeds.choose(values.get("seed"))
+    system = values.get("system") or None
+    api = values["api"]
+    if system and api == "completions":
+        raise CreativeError("--system needs chat/completions (--api chat); completions continue the text as it is")
+    fields, beyond = remote_request(values, point.extra_params)
+    stream = values.get("stream", True) is not False
+    shown_prompt = prompt if api == "completions" else ""
+    samples = _RemoteSamples(values["n"], values["stop"], on_text if stream else None, shown_prompt)
+
+    # 2. requests until there are n samples; Ctrl-C keeps what was written
+    requests, interrupted, filled = 0, False, 0
+    try:
+        while filled < values["n"]:
+            want = values["n"] - filled
+            got = _remote_request(connection, api, prompt, system, fields, beyond, want, seed + filled, stream, samples, filled)
+            requests += 1
+            if got == 0:
+                raise CreativeError(connection.malformed(api, "no choices"))
+            filled += min(got, want)
+    except KeyboardInterrupt:
+        interrupted = True
+    if requests > 1 and on_note is not None:
+        on_note(f"{model_name} gave fewer samples per request than -n {values['n']}: {requests} requests made them, with seeds {seed}-{seed + requests - 1}.")
+
+    # 3. the recipe: what was sent, the endpoint and model, never the key
+    recorded = ["temperature", "top_p", "max_new_tokens", "presence_penalty", "frequency_penalty"]
+    recorded += [name for name in TASK.remote_fields(point.extra_params) if TASK[name].remote_extra and not TASK[name].remote]
+    recorded = [name for name in recorded if values.get(name) is not None and not (values["greedy"] and name in SAMPLING)]
+    used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop", "api"])
+    recipe = {
+        "task": "story",
+        "model": model_name,
+        "endpoint": point.name,
+        "remote_model": connection.model,
+        "seed": seed,
+        "prompt": prompt,
+        "system": system,
+        "params": used,
+        "sources": used_sources,
+    }
+    if interrupted:
+        recipe["interrupted"] = True
+    return StoryResult(texts=list(samples.texts), recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
+
+
+def _remote_request(connection, api, prompt, system, fields, beyond, n, seed, stream, samples, first_slot):
+    """One request for `n` samples into samples[first_slot:]; returns how many choices the server gave."""
+    body = dict(fields, seed=seed, model=connection.model, stream=stream)
+    if n > 1:
+        body["n"] = n
+    if beyond:
+        body["extra_body"] = dict(beyond)
+    if api == "chat":
+        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        send = lambda client, auth: client.chat.completions.create(**body, **auth)
+        what = "chat/completions"
+    else:
+        body["prompt"] = prompt
+        send = lambda client, auth: client.completions.create(**body, **auth)
+        what = "completions"
+    answer = connection.request(what, send)
+    if not stream:
+        choices = _choices(answer, connection, what)
+        for position, choice in enumerate(choices):
+            samples.add(first_slot + _index(choice, position), _choice_text(choice, api, streamed=False) or "")
+        return len(choices)
+    seen = set()
+    chunks = 0
+    stream_of = connection.chunks(answer, what)
+    try:
+        for chunk in stream_of:
+            chunks += 1
+            for position, choice in enumerate(_choices(chunk, connection, what, allow_empty=True)):
+                index = _index(choice, position)
+                seen.add(index)
+                samples.add(first_slot + index, _choice_text(choice, api, streamed=True) or "")
+            if seen and samples.all_stopped([first_slot + i for i in seen]):
+                break  # every sample reached a stop string: close the stream, the server stops writing
+    finally:
+        stream_of.close()
+    if chunks == 0:
+        raise CreativeError(connection.malformed(what, "an empty stream"))
+    return len(seen) if seen else 1
+
+
+def _choices(answer, connection, what, allow_empty=False):
+    choices = getattr(answer, "choices", None)
+    if isinstance(answer, (str, bytes)) or not isinstance(choices, list) or (not choices and not allow_empty):
+        raise CreativeError(connection.malformed(what))
+    return choices
+
+
+def _index(choice, position):
+    index = getattr(choice, "index", None)
+    return index if isinstance(index, int) and index >= 0 else position
+
+
+def _choice_text(choice, api, streamed):
+    if api == "completions":
+        return getattr(choice, "text", None)
+    part = getattr(choice, "delta" if streamed else "message", None)
+    return getattr(part, "content", None)

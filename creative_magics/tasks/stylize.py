@@ -1,13 +1,19 @@
-"""Neural style transfer after Gatys, Ecker and Bethge (2016): optimise an image so its VGG19
-features match the content image's at one deep layer and its Gram matrices match the style
-images' at several layers, with a total-variation term for smoothness.
+"""Style transfer, three ways (img2img, the fourth, is %%paint's and lives in the api):
 
-The VGG19 features net comes from the model cache. Targets are computed once; each iteration runs
-the net only up to the deepest layer a loss needs.
+- gatys (Gatys, Ecker and Bethge 2016): optimise an image so its VGG19 features match the content
+  image's at one deep layer and its Gram matrices match the style images' at several layers, with a
+  total-variation term for smoothness. Targets are computed once; each iteration runs the net only up
+  to the deepest layer a loss needs. The quality reference, and hundreds of iterations.
+- adain (Huang & Belongie 2017): one pass of an encoder, adaptive instance normalisation after any
+  style image(s), and a decoder. Fast enough to follow a drawing on the style canvas.
+- cyclegan (Zhu et al. 2017): one pass of a painter's generator (Monet, Van Gogh, Cezanne, Ukiyo-e).
+
+Every network comes from the model cache.
 """
 
 from .. import defaults, params, seeds
 from ..errors import CreativeError
+from ..nets.layers import PAINTERS
 
 TASK = params.STYLIZE
 METHODS = TASK["method"].choices
@@ -23,6 +29,10 @@ PREVIEW_EVERY = 10
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 # Parameters of the Python API and the magic (besides content, style and the text style).
 PARAMS = TASK.names
+FEED_FORWARD = ("adain", "cyclegan")
+MIN_SIDE = 16  # both networks need this many pixels on each side (nets.adain.MIN_SIDE, nets.cyclegan.MIN_SIDE)
+CYCLEGAN_MAX_SIZE = {"cpu": 512, "gpu": 1024}  # cyclegan's default size: the content's own, at most this
+RECORDED_FEED_FORWARD = {"adain": ("size", "alpha", "preserve_color"), "cyclegan": ("size", "preserve_color")}
 
 
 def check(values):
@@ -222,6 +232,7 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
         "task": "stylize",
         "method": "gatys",
         "model": model_name,
+        "weights": list(getattr(net, "weights", None) or []),
         "seed": values["seed"],
         "content": labels.get("content"),
         "content_hash": image_hash(content_image),
@@ -244,6 +255,15 @@ def recipe_text(recipe, size):
 
     p = recipe["params"]
     styles = ", ".join(str(s) for s in recipe["style"] if s) or "an image"
+    if recipe.get("method") in FEED_FORWARD:
+        fields = [("Steps", 1), ("Sampler", "AdaIN" if recipe["method"] == "adain" else "CycleGAN"), ("Size", f"{size[0]}x{size[1]}"),
+                  ("Model", recipe["model"])]
+        if "alpha" in p:
+            fields.append(("Alpha", p["alpha"]))
+        fields += [("Preserve color", p["preserve_color"]), ("Creative magics", __version__)]
+        line = ", ".join(f"{key}: {value}" for key, value in fields)
+        after = f"the painter {styles}" if recipe["method"] == "cyclegan" else styles
+        return f"{recipe['method']} style transfer of {recipe['content'] or 'an image'} after {after}\n{line}"
     fields = [
         ("Steps", p["steps_done"]),
         ("Sampler", "L-BFGS" if p["optimizer"] == "lbfgs" else "Adam"),
@@ -259,3 +279,125 @@ def recipe_text(recipe, size):
     ]
     line = ", ".join(f"{key}: {value}" for key, value in fields)
     return f"style transfer of {recipe['content'] or 'an image'} after {styles}\n{line}"
+
+
+# -- the feed-forward methods: adain and cyclegan -----------------------------------------------------
+
+
+def check_fits(image, what, method, size):
+    """An image `size` scaling leaves under MIN_SIDE pixels on a side is refused in one line."""
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
+        raise CreativeError(
+            f"the {what} is {width}x{height} px at --size {size}: {method} needs at least {MIN_SIDE} px on each side; "
+            "use a larger --size or a less elongated image"
+        )
+
+
+def _feed_forward_values(net, method, values, sources, content_size):
+    """The values a feed-forward run uses: the merged ones, then the house's (cyclegan's size: the content's own, capped)."""
+    device = next(net.parameters()).device
+    house = {"preserve_color": TASK["preserve_color"].default}
+    if method == "adain":
+        house.update(size=TASK["size"].default, alpha=TASK["alpha"].default)
+    else:
+        cap = CYCLEGAN_MAX_SIZE["cpu" if device.type == "cpu" else "gpu"]
+        house["size"] = max(TASK["size"].low, min(max(content_size), cap))
+    values, sources = defaults.fill(values, sources, ("default", house))
+    check(values)
+    return values, sources
+
+
+def adain(net, content_image, style_images, values, sources=None, model_name="", labels=None, on_progress=None):
+    """Arbitrary style transfer in one pass (see nets/adain.py) with merged `values` (None = not given).
+
+    Several style images blend by `style_blend` at the features (AdaIN of each, weighted); `alpha` keeps
+    that much of the style. Returns an ImageResult whose recipe names the method, the weights and the images.
+    """
+    import torch
+
+    from ..nets.adain import coral
+
+    if not style_images:
+        raise CreativeError("no style image: give --style IMAGE (a file, URL, variable, `last` or `canvas`)")
+    values, sources = _feed_forward_values(net, "adain", values, sources, content_image.size)
+    blend = values.get("style_blend")
+    if blend is not None and len(blend) != len(style_images):
+        raise CreativeError(f"{len(blend)} blend weights for {len(style_images)} style images")
+    size = values["size"]
+    content = fit_size(content_image, size)
+    check_fits(content, "content image", "adain", size)
+    styles = [fit_size(style, size) for style in style_images]
+    for style in styles:
+        check_fits(style, "style image", "adain", size)
+
+    parameter = next(net.parameters())
+    device, dtype = parameter.device, parameter.dtype
+    content_tensor = to_tensor(content, device, dtype)
+    style_tensors = [to_tensor(style, device, dtype) for style in styles]
+    with torch.no_grad():
+        if values["preserve_color"]:  # the authors' way: the style recoloured after the content first
+            style_tensors = [coral(s[0].float(), content_tensor[0].float()).to(dtype).unsqueeze(0) for s in style_tensors]
+        image = to_image(net.stylize(content_tensor, style_tensors, blend, values["alpha"]))
+    if on_progress is not None:
+        on_progress(1, 1, None, None)
+    recipe = _feed_forward_recipe("adain", net, content_image, style_images, values, sources, model_name, labels)
+    return _feed_forward_result(image, recipe)
+
+
+def cyclegan(net, content_image, painter, values, sources=None, model_name="", label=None, on_progress=None):
+    """A photo painted by a CycleGAN painter's generator in one pass (see nets/cyclegan.py), at any size:
+    padded to the generator's stride and cropped back. Returns an ImageResult."""
+    import torch
+
+    if painter not in PAINTERS:
+        raise CreativeError(f"unknown painter {painter!r}: --method cyclegan paints as {', '.join(PAINTERS)}")
+    values, sources = _feed_forward_values(net, "cyclegan", values, sources, content_image.size)
+    size = values["size"]
+    content = fit_size(content_image, size)
+    check_fits(content, "content image", "cyclegan", size)
+    parameter = next(net.parameters())
+    with torch.no_grad():
+        image = to_image(net.paint(to_tensor(content, parameter.device, parameter.dtype)))
+    if values["preserve_color"]:
+        image = keep_colors(image, content)
+    if on_progress is not None:
+        on_progress(1, 1, None, None)
+    labels = {"content": label, "style": [painter]}
+    recipe = _feed_forward_recipe("cyclegan", net, content_image, [], values, sources, model_name, labels)
+    return _feed_forward_result(image, recipe)
+
+
+def _feed_forward_recipe(method, net, content_image, style_images, values, sources, model_name, labels):
+    from ..media import image_hash
+
+    labels = labels or {}
+    recorded = RECORDED_FEED_FORWARD[method]
+    params = {name: values[name] for name in recorded}
+    used_sources = {name: (sources or {}).get(name, "default") for name in recorded}
+    if method == "adain" and values.get("style_blend") is not None:
+        params["style_blend"] = list(values["style_blend"])
+        used_sources["style_blend"] = (sources or {}).get("style_blend", "default")
+    recipe = {
+        "task": "stylize",
+        "method": method,
+        "model": model_name,
+        "weights": list(getattr(net, "weights", None) or []),
+        "seed": None,  # one deterministic pass: nothing is drawn
+        "content": labels.get("content"),
+        "content_hash": image_hash(content_image),
+        "style": labels.get("style") or [None] * len(style_images),
+        "params": params,
+        "sources": used_sources,
+    }
+    if method == "adain":
+        recipe["style_hash"] = [image_hash(s) for s in style_images]
+    return recipe
+
+
+def _feed_forward_result(image, recipe):
+    from ..recipes import with_recipe_text
+    from ..results import ImageResult
+
+    image = with_recipe_text(image, recipe_text(recipe, image.size), recipe)
+    return ImageResult(images=[image], recipe=recipe, seeds=[], steps_done=1, steps_total=1)

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import threading
 
+from ..nets.layers import PAINTERS
 from ..paths import home
 
 # Bump when a builder changes, so old builds are not reused.
@@ -31,6 +32,27 @@ def _vgg(dest):
     vgg.build(dest)
 
 
+def _adain(dest):
+    from . import adain
+
+    adain.build(dest)
+
+
+def _cyclegan(painter):
+    def build(dest):
+        from . import cyclegan
+
+        cyclegan.build(dest, painter)
+
+    return build
+
+
+def _amused(dest):
+    from . import amused
+
+    amused.build(dest)
+
+
 def _music(dest):
     from . import music
 
@@ -41,6 +63,12 @@ def _music_melody(dest):
     from . import music_melody
 
     music_melody.build(dest)
+
+
+def _midi(dest):
+    from . import midi
+
+    midi.build(dest)
 
 
 # Each builder imports its module (and torch) only when it runs.
@@ -57,8 +85,12 @@ BUILDERS = {
     "tiny-lora": lambda dest: _diffusion(dest, "build_lora"),
     "tiny-lora-sdxl": lambda dest: _diffusion(dest, "build_lora", xl=True),
     "tiny-vgg19": _vgg,
+    "tiny-adain": _adain,  # %stylize --method adain
+    **{f"tiny-cyclegan-{painter}": _cyclegan(painter) for painter in PAINTERS},  # %stylize --method cyclegan
+    "tiny-amused": _amused,  # %%paint -m amused-256 / amused-512
     "tiny-musicgen": _music,
     "tiny-musicgen-melody": _music_melody,  # %%compose --melody
+    "tiny-amt": _midi,  # %%compose --midi
 }
 
 _lock = threading.Lock()

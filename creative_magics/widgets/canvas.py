@@ -9,9 +9,14 @@ ipycanvas cannot hand pixels back to the kernel without a browser, so the stroke
 in Python, and rendered with PIL. While a stroke is drawn the browser shows quick line segments;
 when it ends, the PIL rendering is sent to the browser (lossless RGBA), so what the page shows is
 exactly what `to_image()` returns.
+
+Live AdaIN (widgets/live.py): after `%stylize --method adain ... --style canvas --live` (or with the
+"live AdaIN" toggle after such a call) every change of the drawing runs that call again, and the
+frames show beside the drawing. `on_change(callback)` tells others of each change too.
 """
 
 import argparse
+import contextlib
 import threading
 from dataclasses import dataclass, field
 
@@ -158,13 +163,23 @@ class StyleCanvas(widgets.VBox):
         self.load_button = widgets.Button(description="load")
         self.load_button.on_click(lambda _: self._load_from_box())
         self.status = widgets.HTML()
+        # -- live AdaIN (widgets/live.py): a %stylize call run again on every stroke, its frames shown beside the drawing
+        self.live = None  # the LiveStylizer while live is on
+        self._toggling = False
+        self.live_toggle = widgets.ToggleButton(value=False, description="live AdaIN",
+                                                tooltip="run the last %stylize --method adain with --style canvas again on every stroke")
+        self.live_toggle.observe(self._live_toggled, names="value")
+        self.live_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="100%", border="1px solid #9e9e9e"))
+        self.live_view.add_class("creative-magics-live-frame")
+        self.live_status = widgets.HTML()
+        self._listeners = []  # callbacks told of each change of the drawing
         super().__init__(
             [
                 widgets.HBox([self.color, self.brush_size, self.opacity]),
-                widgets.HBox([self.eraser, self.undo_button, self.clear_button, self.upload]),
+                widgets.HBox([self.eraser, self.undo_button, self.clear_button, self.upload, self.live_toggle]),
                 widgets.HBox([self.source, self.load_button]),
                 self.status,
-                self.drawing,
+                widgets.HBox([self.drawing, widgets.VBox([self.live_view, self.live_status])]),
             ]
         )
         self.add_class("creative-magics-style-canvas")
@@ -282,7 +297,8 @@ class StyleCanvas(widgets.VBox):
             self._replay()
             self._show()
             self._say("Undone.")
-            return True
+        self._changed()
+        return True
 
     def clear(self):
         """A blank canvas (undo brings the drawing back)."""
@@ -315,12 +331,96 @@ class StyleCanvas(widgets.VBox):
             self.drawing.width, self.drawing.height = size
             self.drawing.layout = _canvas_layout(size)
             self._show()
+        self._changed()
 
     def _add(self, action):
         with self._lock:
             self._actions.append(action)
             self._apply(action)
             self._show()
+        self._changed()
+
+    # -- telling others of changes (live AdaIN) --------------------------------------------------------
+
+    def on_change(self, callback):
+        """callback() after every change of the drawing (a stroke, undo, clear, a loaded image, a resize)."""
+        if callback not in self._listeners:
+            self._listeners.append(callback)
+
+    def _changed(self):
+        if self.live is not None:
+            self.live.touch()
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception as err:  # a broken listener must not lose the stroke
+                self._say(f"{type(err).__name__}: {err}", error=True)
+
+    def go_live(self, call):
+        """Run `call` (%stylize --method adain with canvas as an input) again on every change, showing each frame here."""
+        from .live import LiveStylizer, check, described
+
+        check(*described(call))
+        if self.live is not None:
+            self.live.stop()
+        self.live = LiveStylizer(self, call)
+        with self._quiet_toggle():
+            self.live_toggle.value = True
+        self.live_status.value = "<small>live AdaIN: draw, and the picture follows (a preview while you draw, full size when you stop)</small>"
+        self.live_view.layout.display = ""
+        result = getattr(self.session.last(), "image", None)
+        if result is not None and self.session.last_call("stylize") is call:
+            self.show_live_frame(result, None)
+        return self.live
+
+    def stop_live(self):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        with self._quiet_toggle():
+            self.live_toggle.value = False
+        self.live_status.value = "<small>live AdaIN is off</small>"
+
+    def show_live_frame(self, image, text, error=False):
+        """Show a live frame (a PIL image, None to keep the last) and a line about it beside the drawing."""
+        from html import escape
+
+        from ..recipes import png_bytes
+
+        if image is not None:
+            self.live_view.value = png_bytes(image)
+            self.live_view.layout.display = ""
+        if text:
+            color = "#b00020" if error else "inherit"
+            self.live_status.value = f'<small style="color:{color}">{escape(text)}</small>'
+
+    @contextlib.contextmanager
+    def _quiet_toggle(self):
+        """Set the live toggle from here without it acting as a click."""
+        self._toggling = True
+        try:
+            yield
+        finally:
+            self._toggling = False
+
+    def _live_toggled(self, change):
+        if self._toggling:
+            return
+        if not change["new"]:
+            self.stop_live()
+            return
+        from .live import usable
+
+        call = self.session.last_call("stylize")
+        if not usable(call):
+            with self._quiet_toggle():
+                self.live_toggle.value = False
+            self.live_status.value = (
+                '<small style="color:#b00020">Run %stylize --method adain --content IMAGE --style canvas first '
+                "(or add --live to it); then live AdaIN follows your strokes.</small>"
+            )
+            return
+        self.go_live(call)
 
     # -- drawing with the mouse, a pen or a finger -------------------------------------------------
 
@@ -410,10 +510,11 @@ class StyleCanvas(widgets.VBox):
 
     def close(self):
         self._closed = True
-        session = getattr(self, "session", None)  # None when __init__ refused its size
-        if session is not None:
-            session.remove_image_source("canvas", self.to_image)
-            session.remove_mask_source("canvas", self.to_mask)
+        if getattr(self, "live", None) is not None:  # (a canvas refused in __init__ has neither)
+            self.live.stop()
+        if getattr(self, "session", None) is not None:
+            self.session.remove_image_source("canvas", self.to_image)
+            self.session.remove_mask_source("canvas", self.to_mask)
         super().close()
 
     @property
@@ -445,6 +546,26 @@ def parse_size_flags(words):
     parser.add_argument("--height", type=int)
     args = parser.parse_args(list(words))
     return args.width, args.height
+
+
+def start_live(call):
+    """Bind `call` (a %stylize --method adain call with canvas as an input) to the style canvas: its live
+    toggle goes on and every stroke from now on runs it again. Returns the canvas."""
+    canvas = open_canvas()
+    canvas.go_live(call)
+    return canvas
+
+
+def stylize_live(content=None, style=None, **params):
+    """creative_magics.stylize(..., live=True): one run now (returned), then one per stroke on the canvas."""
+    from .. import api
+    from .live import check
+
+    params.pop("live", None)
+    check(params.get("method"), content, style, params.get("recipe"))
+    result = api.stylize(content, style, **params)
+    start_live(current().last_call("stylize"))
+    return result
 
 
 _opened = None

@@ -106,6 +106,13 @@ def face_of(result):
     picture = image_of(result)
     if picture is not None:
         return thumbnail(picture)
+    if getattr(result, "kind", None) == "midi" and getattr(result, "pieces", None):  # -- %%compose --midi: its piano roll
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(result.picture())) as roll:
+            return thumbnail(roll)
     if getattr(result, "kind", None) == "audio" and getattr(result, "audio", None) is not None:
         return waveform(result.audio)
     return text_card(snippet(result))
@@ -331,6 +338,8 @@ def save_result(result, stem, folder):
         return [str(path) for path in result.save(folder)]
     if kind == "audio" and hasattr(result, "save"):
         return [str(path) for path in result.save(stem + ".wav")]
+    if kind == "midi" and hasattr(result, "save"):
+        return [str(path) for path in result.save(stem + ".mid")]
     picture = image_of(result)
     if picture is not None:
         picture.save(stem + ".png")

@@ -185,20 +185,22 @@ class Panel(widgets.VBox):
         return dropdown
 
     def _model_options(self, task, keep):
-        """(label, value) pairs: the task's default, its aliases, your aliases, the warm models."""
+        """(label, value) pairs: the task's default, its aliases, your aliases, the warm models, the remote
+        models (ENDPOINT:MODEL) this session used."""
         from ..models import BUILTIN_ALIASES, DEFAULT_MODELS, TASK_FAMILY
 
         family = TASK_FAMILY[task]
         warm = {row["name"] for row in self.session.cache.table() if TASK_FAMILY.get(row["task"]) == family}
+        remote = sorted({f"{row['endpoint']}:{row['model']}" for row in self.session.remote_table() if row["task"] == task})
         names = [name for name, alias in sorted(BUILTIN_ALIASES.items()) if alias.family == family]
         yours = sorted(self.session.settings.aliases)
         options = [(f"default ({DEFAULT_MODELS.get(task, '?')})", DEFAULT_MODEL)]
         seen = set()
-        for name in names + yours + sorted(warm) + ([keep] if keep else []):
+        for name in names + yours + sorted(warm) + remote + ([keep] if keep else []):
             if name in seen:
                 continue
             seen.add(name)
-            notes = [note for note, yes in (("yours", name in yours), ("warm", name in warm)) if yes]
+            notes = [note for note, yes in (("yours", name in yours), ("warm", name in warm), ("remote", name in remote)) if yes]
             options.append((f"{name} ({', '.join(notes)})" if notes else name, name))
         return options
 
