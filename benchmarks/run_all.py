@@ -1,4 +1,4 @@
-"""Run every overhead-ratio benchmark (issues 1/8 to 7/8, W2 3/9), each in its own Python process so thread
+"""Run every overhead-ratio benchmark (issues 1/8 to 7/8, and W2's), each in its own Python process so thread
 settings and imports do not leak from one to the next, and print their headline figures as one table.
 
     python benchmarks/run_all.py                     # everything, as README's Performance table was measured
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "offline": ("bench_offline.py", []),
     "story": ("bench_story.py", []),
     "paint": ("bench_paint.py", ["--threads", "1"]),
+    "paint-canvas": ("bench_paint_canvas.py", ["--threads", "1"]),
     "stylize": ("bench_stylize.py", []),
     "feedforward": ("bench_feedforward.py", ["--gatys-steps", "30"]),  # every L-BFGS iteration does the same work: 30 timed, scaled to 300
     "compose": ("bench_compose.py", []),

@@ -232,86 +232,217 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
 
 def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=None, on_note=None, _given_as="argument", _above=None,
           _namespace=None, _output=None, **params):
-    """Paint pictures from `prompt`; returns an ImageResult (`.images`, `.image`, `.seeds`, `.recipe`).
+    """Paint pictures from `prompt`; returns an ImageResult (`.images`, `.image`, `.seeds`, `.recipe`, `.recipes`).
 
-    An IMAGE (init) is a path, an URL, a PIL image, an array, a result, `last` or `canvas`. Values not
-    given come from the panel, %config CreativeMagics.paint_defaults, then the model's recommended
-    settings. `recipe=` re-runs a recipe (a dict, or `read_recipe(png)`); arguments win.
+    An IMAGE (init, mask, control) is a path, an URL, a PIL image, an array, a result, `last` or `canvas`
+    (as a mask: the strokes drawn on the canvas). Values not given come from the panel, %config
+    CreativeMagics.paint_defaults, then the model's recommended settings. `recipe=` re-runs a recipe (a
+    dict, or `read_recipe(png)`); arguments win. `sweep=` paints one picture per value (a grid).
     on_step(step, total) follows the steps; on_preview(images, step, total) gets cheap previews; on_note(line)
     what is worth a line. A model `ENDPOINT:MODEL` paints on a remote OpenAI-compatible server
     (images/generations; images/edits with an init image). Parameters:
     """
-    from . import devices, media
+    from . import media
     from .tasks import paint as task
 
     session = current()
     given = _given("paint", params)
     call = Call("paint", {"prompt": prompt, "recipe": recipe}, given, _given_as, _namespace, _output)
-    # 1. values: a recipe's below the caller's; an image recipe's init only with its image
-    recipe_values, recipe_hash = {}, None
+    # 1. values: a recipe's below the caller's; a recipe's images only with those very pictures
+    recipe_values, recipe_hashes = {}, {}
     if recipe is not None:
         recipe_values = _recipe_values(recipe, "paint")
         prompt = recipe.get("prompt") if prompt is None else prompt
         if "seed" in given or "n" in given:  # a new batch: the recipe's place in its old batch no longer applies
             recipe_values.pop("batch_pos", None)
-        if "init" in given:
-            recipe_values.pop("init", None)
-        else:
-            recipe_hash = recipe.get("init_hash")
+        for name in task.IMAGE_INPUTS:
+            if name in given:
+                recipe_values.pop(name, None)
+            elif recipe.get(f"{name}_hash"):
+                recipe_hashes[name] = recipe[f"{name}_hash"]
     prompt = _text(prompt, "the prompt is empty: write it in the cell body, or after the flags of the line magic")
+    _refuse_lora_tags(prompt)
     values, sources = _merge(session, "paint", given, _given_as, recipe_values, _above)
-    if recipe_hash and values.get("init") is None:
-        raise CreativeError("this recipe started from an image object it cannot name: pass that image with --init")
+    for name in recipe_hashes:
+        if values.get(name) is None:
+            flag = declared.PAINT[name].flag
+            raise CreativeError(f"this recipe started from an image object it cannot name: pass that image with {flag}")
     # A value that needs another (the denoising amount needs an init image) is a mistake only when the caller gave it; the
     # panel's slider, a default or an A1111 text-to-image recipe (its hires fix records one) just do not apply.
     values, sources = declared.PAINT.drop_unneeded(values, sources, keep=(_given_as,))
+    if values.get("sweep") is not None and sources.get("n") != _given_as:
+        values.pop("n", None)  # a sweep paints one picture a cell; only the caller's own -n is refused
     # 2. check, before anything loads; what the model cannot use
     task.check(values)
     spec = session.resolve("paint", values.get("model"))
     values, sources = _usable(session, "paint", spec, values, sources, on_note)
-    # 3. references and the model
-    init = None
-    if values.get("init") is not None:
-        image, label = refs.image(values["init"], _namespace, what="init image")
-        fingerprint = media.image_hash(image)
-        if recipe_hash and fingerprint != recipe_hash:
-            raise CreativeError(
-                f"the init image {label!r} is not the one this recipe started from (hash {fingerprint}, "
-                f"recipe {recipe_hash}): pass the original with --init"
-            )
-        init = (image, label, fingerprint)
+    # 3. the images it reads (a mask with nothing to repaint is said before any model loads)
+    inputs = _paint_images(values, recipe_hashes, _namespace)
     if values.get("save"):
         media.check_folder(values["save"])
+    # 4. paint: on a remote server, once, or once per cell of a sweep
+    callbacks = {"on_step": on_step, "on_preview": on_preview}
     if spec.kind == "remote":
+        mask = inputs.get("mask")
         result = _run_remote(
             session, "paint", spec,
             lambda connection: task.paint_remote(
-                connection, prompt, values, sources, model_name=values.get("model") or spec.name, init=init, on_step=on_step, on_note=on_note
+                connection, prompt, values, sources, model_name=values.get("model") or spec.name, init=inputs.get("init"),
+                mask=mask[0] if mask is not None else None, on_step=on_step, on_note=on_note,
             ),
             on_wait, on_note,
         )
-        if values.get("save"):
-            result.save(values["save"])
-        return session.remember(result, call)
-    device = devices.resolve_device(session.settings.device)
-    offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
-
-    # 4. paint
-    def work():
-        using = session.cache.use_offloaded("paint", spec, device) if offload else session.cache.use("paint", spec)
-        with using as pipe:
-            return task.paint(
-                pipe, prompt, values, sources, spec=spec, model_name=values.get("model") or spec.name, init=init,
-                safety=bool(getattr(session.settings, "safety_checker", True)), offload_device=device if offload else None,
-                on_step=on_step, on_preview=on_preview,
-            )
-
-    with one_at_a_time(session, on_wait):
-        result = _retrying_out_of_memory(session, "paint", spec, work, lambda: task.oom_message(values, offload))
+    elif values.get("sweep") is not None:
+        result = _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait)
+    else:
+        result = _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait)
     # 5. save, remember
     if values.get("save"):
         result.save(values["save"])
     return session.remember(result, call)
+
+
+_IMAGE_WORDS = {"init": "init image", "mask": "mask", "control": "control image"}
+
+
+def _refuse_lora_tags(prompt):
+    """A1111's `<lora:NAME:WEIGHT>` in a prompt would reach the text encoder as words: say where it goes here."""
+    import re
+
+    tag = re.search(r"<lora:([^<>]+)>", prompt)
+    if tag:
+        raise CreativeError(f"a LoRA in the prompt ({tag.group(0)}) is A1111's way; here put it on the magic line: --lora {tag.group(1)}")
+
+
+def _paint_images(values, recipe_hashes, namespace):
+    """{"init"|"mask"|"control": (PIL image, label, hash)} for the IMAGE values given; each checked against the
+    recipe's hash of it when re-running a recipe."""
+    from . import media
+    from .tasks import paint as task
+
+    inputs = {}
+    for name, what in _IMAGE_WORDS.items():
+        if values.get(name) is None:
+            continue
+        image, label = refs.mask(values[name], namespace) if name == "mask" else refs.image(values[name], namespace, what=what)
+        fingerprint = media.image_hash(image)
+        expected = recipe_hashes.get(name)
+        if expected and fingerprint != expected:
+            raise CreativeError(
+                f"the {what} {label!r} is not the one this recipe started from (hash {fingerprint}, "
+                f"recipe {expected}): pass the original with {declared.PAINT[name].flag}"
+            )
+        inputs[name] = (image, label, fingerprint)
+    if "mask" in inputs:
+        task.check_mask(inputs["mask"][0])
+    return inputs
+
+
+def _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait):
+    """One painting: the model (and its ControlNet and LoRAs) resolved once, run one generation at a time,
+    retried once after a GPU out-of-memory error with the other models evicted."""
+    from . import devices
+    from .tasks import paint as task
+
+    values, sources = dict(values), dict(sources)
+    spec = session.resolve("paint", values.get("model"))
+    model_name = values.get("model") or spec.name
+    loras = _paint_loras(session, values, spec, model_name)
+    device = devices.resolve_device(session.settings.device)
+    offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
+
+    def use(task_name, model_spec):
+        return session.cache.use_offloaded(task_name, model_spec, device) if offload else session.cache.use(task_name, model_spec)
+
+    def work():
+        with use("paint", spec) as pipe, contextlib.ExitStack() as stack:
+            controlnet = None
+            if "control" in inputs:
+                name = task.controlnet_name(values, spec.base or task.base_of(pipe))
+                controlnet_spec = session.resolve("paint", name, family="controlnet")
+                task.check_fits(model_name, spec.base or task.base_of(pipe), "ControlNet", name, controlnet_spec.base)
+                if not values.get("controlnet"):
+                    values["controlnet"], sources["controlnet"] = name, "default"
+                controlnet = (stack.enter_context(use("controlnet", controlnet_spec)), name)
+            return task.paint(
+                pipe, prompt, values, sources, spec=spec, model_name=model_name, init=inputs.get("init"), mask=inputs.get("mask"),
+                control=inputs.get("control"), controlnet=controlnet, loras=loras,
+                safety=bool(getattr(session.settings, "safety_checker", True)), offload_device=device if offload else None, **callbacks,
+            )
+
+    with one_at_a_time(session, on_wait):
+        return _retrying_out_of_memory(session, "paint", spec, work, lambda: task.oom_message(values, offload))
+
+
+def _paint_loras(session, values, spec, model_name):
+    """[(name, folder, weight file, weight)] of the --lora values: found (or downloaded) before the model loads,
+    and refused in one line when an alias says it is for another architecture."""
+    from . import loaders
+    from .tasks import paint as task
+
+    out = []
+    for item in declared.items(declared.PAINT["lora"], values.get("lora")):
+        ref, weight = declared.parse_lora(item)
+        lora_spec = session.resolve("paint", ref, family="lora")
+        task.check_fits(model_name, spec.base, "LoRA", ref, lora_spec.base)
+        folder, weight_name = loaders.locate_lora(lora_spec)
+        out.append((ref, folder, weight_name, weight))
+    return out
+
+
+class _SweepProgress:
+    """One progress line over a whole sweep: the steps of the cells done, then of this one, of an estimate of all."""
+
+    def __init__(self, cells, on_step=None, on_preview=None):
+        self.cells, self.on_step, self.on_preview = cells, on_step, on_preview
+        self.before = 0  # steps of the cells done
+
+    def callbacks(self, index):
+        def overall(step, total):
+            return self.before + step, self.before + total * (self.cells - index)
+
+        def step(done, total):
+            if self.on_step is not None:
+                self.on_step(*overall(done, total))
+
+        def preview(images, done, total):
+            if self.on_preview is not None:
+                self.on_preview(images, *overall(done, total))
+
+        return {"on_step": step, "on_preview": preview if self.on_preview is not None else None}
+
+
+def _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait):
+    """A1111's X/Y/Z plot: one painting per cell of the sweep, in grid order, each a plain call with its values
+    (the seed drawn once for all); Ctrl-C keeps the cells done. One ImageResult with the labelled grid."""
+    from . import seeds, sweeps
+    from .tasks import paint as task
+
+    made = sweeps.axes(declared.PAINT, values["sweep"], values)
+    base = {name: value for name, value in values.items() if name not in ("sweep", "yes", "save")}
+    base_sources = dict(sources)
+    if base.get("seed") is None:
+        base["seed"], base_sources["seed"] = seeds.choose(None), "drawn"
+    cells = sweeps.cells(made, base)
+    for model in dict.fromkeys(cell["model"] for cell in cells if "model" in cell):
+        if session.resolve("paint", model).kind == "remote":  # a model that is none, in one line, before the first cell paints
+            raise CreativeError(f"a sweep paints with local models, and {model} is a remote one: sweep it with a loop over creative_magics.paint")
+    progress = _SweepProgress(len(cells), callbacks.get("on_step"), callbacks.get("on_preview"))
+    results, interrupted = [], False
+    for index, cell in enumerate(cells):
+        cell_values = {**base, **cell}
+        cell_sources = {**base_sources, **{name: "sweep" for name in cell}}
+        try:
+            result = _paint_once(session, prompt, cell_values, cell_sources, inputs, progress.callbacks(index), on_wait)
+        except KeyboardInterrupt:
+            interrupted = True
+            break
+        if result.interrupted:  # stopped within this cell: the cells done are kept, not its previews
+            interrupted = True
+            break
+        results.append(result)
+        progress.before += result.steps_total
+    return task.sweep_result(results, made, prompt, base, interrupted, source=sources.get("sweep", "argument"))
 
 
 # -- %%compose -------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ def aligned(headers, rows, right=()):
     return "\n".join(fmt(cells).rstrip() for cells in [headers, *rows])
 
 
+PAINT_FAMILIES = (("controlnet", "--controlnet"), ("lora", "--lora"))
+
+
 def _aliases(magics, *rest):
     from . import finetuned, models
     from .models import BUILTIN_ALIASES, DEFAULT_MODELS, METHOD_FAMILY, OWN_NETWORKS, TASK_FAMILY
@@ -89,6 +92,13 @@ def _aliases(magics, *rest):
         if task == "story":  # fine-tuned models adapt the story model
             rows += [(name, finetuned.describe(data), "(fine-tuned)") for name, data in finetuned.registered().items()]
         sections.append((f"{task} (default {DEFAULT_MODELS[task]}):", rows))
+        for family, flag in PAINT_FAMILIES if task == "paint" else ():  # what --controlnet and --lora take by name
+            rows = [
+                (name, alias.tiny if profile == "tiny" else alias.source, alias.note)
+                for name, alias in sorted(BUILTIN_ALIASES.items())
+                if alias.family == family
+            ]
+            sections.append((f"paint {flag}:", rows))
     yours = [(name, target, "(yours)") for name, target in sorted(magics.aliases.items())]
     if yours:
         sections.append(("yours (%config CreativeMagics.aliases):", yours))

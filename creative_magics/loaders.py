@@ -117,6 +117,23 @@ def load_diffusion(source, dtype, settings, **kwargs):
     return pipe
 
 
+def load_controlnet(source, dtype, settings, **kwargs):
+    """%%paint: a ControlNet (diffusers' ControlNetModel), cached like any model; safetensors only."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    from diffusers import ControlNetModel
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity(diffusers_logging.CRITICAL + 1)
+    try:
+        model = ControlNetModel.from_pretrained(source, torch_dtype=dtype, use_safetensors=True, **kwargs)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    return model.eval()
+
+
 # %%paint -m amused-256 / amused-512: the pipelines of VQGAN-token models (diffusers' class names).
 AMUSED_PIPELINES = ("AmusedPipeline", "AmusedImg2ImgPipeline", "AmusedInpaintPipeline")
 
@@ -283,6 +300,7 @@ LOADERS = {
     "musicgen": load_musicgen,
     "midi": load_midi_lm,
     "vgg": load_vgg,
+    "controlnet": load_controlnet,
     "adain": load_adain,
     "cyclegan": load_cyclegan,
 }
@@ -534,5 +552,61 @@ def verify_weights(path, item, digest=None, name=None):
 
 
 # The file every saved model folder of a family has (save_pretrained writes it first).
-FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "midi": "config.json", "diffusion": "model_index.json"}
+FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "midi": "config.json", "diffusion": "model_index.json", "controlnet": "config.json"}
 
+
+
+# -- %%paint --lora: where a LoRA's weights are -------------------------------------------------
+
+LORA_FILE = "pytorch_lora_weights.safetensors"  # the name diffusers saves a LoRA under
+
+
+def locate_lora(spec):
+    """(local folder, weight file name) of a LoRA: a tiny one, a .safetensors file, a folder, or a hub repo
+    (`REPO` or `REPO:FILE.safetensors`) from the local cache, downloaded only when missing and the hub
+    answers. Only .safetensors files are read: a pickled .bin/.pt/.ckpt could run code when loaded."""
+    name = spec.name
+    if spec.kind == "tiny":
+        return str(tiny.ensure(spec.source)), LORA_FILE
+    if spec.kind == "local":
+        if os.path.isfile(spec.source):
+            if not spec.source.endswith(".safetensors"):
+                raise ModelNotAvailable(f"--lora {name}: only .safetensors LoRA files are read (a pickled file could run code)")
+            return os.path.dirname(spec.source), os.path.basename(spec.source)
+        return spec.source, _lora_file_in(spec.source, name)
+    repo, _, weight_name = spec.source.partition(":")
+    patterns = [weight_name] if weight_name else ["*.safetensors"]
+    from huggingface_hub import snapshot_download
+
+    try:
+        with quiet():
+            folder = snapshot_download(repo, allow_patterns=patterns, local_files_only=True)
+        if weight_name and not os.path.isfile(os.path.join(folder, weight_name)):
+            raise FileNotFoundError(weight_name)
+        return folder, weight_name or _lora_file_in(folder, name)
+    except ModelNotAvailable:
+        raise
+    except Exception:  # not in the local cache (huggingface_hub's errors differ between versions)
+        pass
+    if not hub.hub_reachable():
+        raise ModelNotAvailable(
+            f"LoRA {name!r} ({repo}) is not in the local Hugging Face cache and the hub is unreachable: download it where "
+            f"there is network (`hf download {repo}`), or give a .safetensors file with --lora"
+        ) from None
+    try:
+        with quiet():
+            folder = snapshot_download(repo, allow_patterns=patterns)
+    except (OSError, ValueError) as err:
+        raise ModelNotAvailable(f"could not download LoRA {name!r}: {first_line(err)}") from None
+    return folder, weight_name or _lora_file_in(folder, name)
+
+
+def _lora_file_in(folder, name):
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
+    if LORA_FILE in files:
+        return LORA_FILE
+    if len(files) == 1:
+        return files[0]
+    if not files:
+        raise ModelNotAvailable(f"--lora {name}: {folder!r} holds no .safetensors LoRA file")
+    raise ModelNotAvailable(f"--lora {name}: {folder!r} holds {len(files)} .safetensors files; name one ({files[0]}, ...)")

@@ -57,6 +57,8 @@ def _argument(param):
         kwargs.update(nargs="+", action="extend")
     elif kind == "choices":
         kwargs["type"] = _comma_list
+    elif kind in ("loras", "sweeps"):  # repeatable: --lora A --lora B:0.5, --sweep steps=10,20 --sweep guidance=3,7
+        kwargs["action"] = "append"
     if param.all_flags[0].startswith("-"):
         kwargs["dest"] = param.name
     return argument(*param.all_flags, **kwargs)

@@ -280,3 +280,70 @@ def check_folder(folder):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CreativeError(f"--save needs a folder; {str(folder)!r} is a file")
 
+
+
+# -- %%paint --sweep: one grid with the values written on its axes ----------------------------------------
+
+SHEET_MAX_WIDTH = 2048  # wider sheets are scaled down; the images themselves keep their size
+_LABEL_COLOR, _BLANK = (20, 20, 20), (225, 225, 225)
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def labelled_grid(images, x_labels, y_labels=("",), z_labels=("",), max_width=SHEET_MAX_WIDTH):
+    """The pictures of a sweep as A1111's X/Y/Z plot draws them: X across, Y down, one X/Y grid per Z value
+    side by side, each column headed and each row labelled with its value. `images` is in reading order
+    (X fastest); a None (a cell not painted, after Ctrl-C) is a grey tile."""
+    from PIL import Image, ImageDraw
+
+    x_labels, y_labels, z_labels = list(x_labels), list(y_labels) or [""], list(z_labels) or [""]
+    shown = [im for im in images if im is not None]
+    if not shown:
+        return None
+    tile = (max(im.width for im in shown), max(im.height for im in shown))
+    columns, rows, blocks = len(x_labels), len(y_labels), len(z_labels)
+    gap = max(4, tile[0] // 32)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font_size = max(12, min(48, tile[1] // 10))
+    font = _font(font_size)
+    text_width = lambda text: measure.textbbox((0, 0), text, font=font)[2] if text else 0
+    too_wide = lambda: max(map(text_width, x_labels)) > tile[0] or max(map(text_width, z_labels)) > columns * tile[0]
+    while font_size > 8 and too_wide():
+        font_size -= 1  # a column's heading fits above its column, a Z value's above its grid
+        font = _font(font_size)
+    left = max(text_width(label) for label in y_labels) + 2 * gap if any(y_labels) else 0
+    line = font_size + font_size // 2
+    top = line * (1 + bool(any(z_labels))) + gap
+    block_width = left + columns * tile[0] + (columns - 1) * gap
+    width = blocks * block_width + (blocks - 1) * 3 * gap
+    height = top + rows * tile[1] + (rows - 1) * gap
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for index in range(columns * rows * blocks):
+        x, y, z = index % columns, (index // columns) % rows, index // (columns * rows)
+        origin = z * (block_width + 3 * gap)
+        cell = images[index] if index < len(images) else None
+        box = (origin + left + x * (tile[0] + gap), top + y * (tile[1] + gap))
+        if cell is None:
+            draw.rectangle([box, (box[0] + tile[0] - 1, box[1] + tile[1] - 1)], fill=_BLANK)
+        else:
+            sheet.paste(cell.convert("RGB"), box)
+    for z, z_label in enumerate(z_labels):
+        origin = z * (block_width + 3 * gap)
+        if z_label:
+            draw.text((origin + block_width / 2, line / 2), z_label, fill=_LABEL_COLOR, font=font, anchor="mm")
+        for x, label in enumerate(x_labels):
+            centre = origin + left + x * (tile[0] + gap) + tile[0] / 2
+            draw.text((centre, top - gap - line / 2), label, fill=_LABEL_COLOR, font=font, anchor="mm")
+        for y, label in enumerate(y_labels):
+            draw.text((origin + gap, top + y * (tile[1] + gap) + tile[1] / 2), label, fill=_LABEL_COLOR, font=font, anchor="lm")
+    if width > max_width:
+        sheet = sheet.resize((max_width, max(1, round(height * max_width / width))), Image.Resampling.LANCZOS)
+    return sheet

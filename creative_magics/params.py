@@ -29,6 +29,7 @@ class Slider:
 class Param:
     name: str
     kind: str  # int | float | text | choice | bool | texts | floats | choices | seed | model | image | images | audio | midi | path
+    #            | loras (MODEL[:WEIGHT] items) | sweeps (NAME=V1,V2,... items)
     default: object = None  # the house default, used when nothing else gives one (None: the task decides)
     help: str = ""
     low: float = None
@@ -50,7 +51,8 @@ class Param:
     remote: str = None  # what it becomes in a call to an OpenAI-compatible server: the API's field, or OURS
     remote_extra: str = None  # its field on servers that take more than OpenAI's API (vLLM, llama.cpp), when the endpoint lists it
     local: bool = True  # local models use it (False: only remote models do, e.g. --presence-penalty)
-    a1111: str = None  # its field in an AUTOMATIC1111 `parameters` text
+    a1111: str = None  # its field in an AUTOMATIC1111 `parameters` text ("Field/Part": a part of a compound field)
+    axis: str = None  # %%paint: its axis name in A1111's X/Y/Z plot; only parameters with one can be swept
 
     @property
     def flag(self):
@@ -102,6 +104,14 @@ class Param:
                         raise CreativeError(f"{self.flag}: unknown {item!r}; choose from {', '.join(self.choices)}")
                 elif not isinstance(item, str):
                     raise self._error("text", item, hint=False)
+        elif kind == "loras":
+            for item in _items(value, self.flag):
+                _, weight = parse_lora(item, self.flag)
+                if not self.low <= weight <= self.high:
+                    raise CreativeError(f"{self.flag} {_shown_lora(item)}: the weight must be in [{_number(self.low)}, {_number(self.high)}], not {weight:g}")
+        elif kind == "sweeps":
+            for item in _items(value, self.flag, mapping=True):
+                parse_sweep(item, self.flag)
 
     def _check_range(self, value):
         below = self.low is not None and (value <= self.low if self.open_low else value < self.low)
@@ -136,6 +146,89 @@ class Param:
     def _error(self, rule, value, hint=True):
         hint = f" {self.hint}" if self.hint and hint else ""
         return CreativeError(f"{self.flag} must be {rule}{hint}, not {_shown(value)}")
+
+
+# -- the syntax of --lora MODEL[:WEIGHT] and --sweep NAME=V1,V2,... -----------------------------------
+
+
+def _items(value, flag, mapping=False):
+    """The items of a repeatable value: one item, or a list or tuple of them (a dict's items for sweeps)."""
+    if mapping and isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, str) or _is_pair(value):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise CreativeError(f"{flag} takes one item or a list of them, not {_shown(value)}")
+
+
+def _is_pair(value):
+    """("style", 0.8) or ("steps", [10, 20]): one item given as a pair."""
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and not isinstance(value[1], str)
+
+
+def items(param, value):
+    """The items of a `loras` or `sweeps` value, as a list."""
+    return [] if value is None else _items(value, param.flag, mapping=param.kind == "sweeps")
+
+
+def _shown_lora(item):
+    return item if isinstance(item, str) else ":".join(str(part) for part in item)
+
+
+def parse_lora(item, flag="--lora"):
+    """(model reference, weight) of one `--lora` item: "MODEL", "MODEL:WEIGHT", "REPO:FILE.safetensors[:WEIGHT]",
+    or a (model, weight) pair. One line when it cannot be read."""
+    if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
+        ref, weight = item
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+            raise CreativeError(f"{flag} {item[0]}: the weight must be a number, not {_shown(weight)}")
+        if not ref.strip():
+            raise CreativeError(f"{flag} needs a LoRA: a .safetensors file, a folder or a hub id")
+        return ref.strip(), float(weight)
+    if not isinstance(item, str):
+        raise CreativeError(f"{flag} takes MODEL[:WEIGHT] (e.g. style.safetensors:0.8), not {_shown(item)}")
+    text = item.strip()
+    ref, colon, tail = text.rpartition(":")
+    weight = 1.0
+    if not colon or tail.lower().endswith(".safetensors") or _drive_letter(ref, tail):
+        ref = text  # no weight: MODEL, REPO:FILE.safetensors, or a Windows path
+    else:
+        try:
+            weight = float(tail)
+        except ValueError:
+            raise CreativeError(f"{flag} {text}: the weight after ':' must be a number (e.g. {ref or 'style'}:0.8)") from None
+        if not math.isfinite(weight):
+            raise CreativeError(f"{flag} {text}: the weight after ':' must be a number (e.g. {ref}:0.8)")
+    if not ref.strip():
+        raise CreativeError(f"{flag} {text}: give the LoRA before the weight (MODEL:WEIGHT)")
+    return ref.strip(), weight
+
+
+def _drive_letter(ref, tail):
+    return len(ref) == 1 and ref.isalpha() and tail.startswith(("\\", "/"))
+
+
+def lora_text(ref, weight):
+    """The canonical MODEL:WEIGHT form a recipe records (and `<lora:MODEL:WEIGHT>` in A1111's prompt)."""
+    return f"{ref}:{_number(float(weight))}"
+
+
+def parse_sweep(item, flag="--sweep"):
+    """(name as written, [values as written]) of one `--sweep` item: "NAME=V1,V2,..." or a (name, values) pair."""
+    if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
+        name, values = item
+        values = [values] if isinstance(values, (str, numbers.Number)) else values
+        if not isinstance(values, (list, tuple)) or not values:
+            raise CreativeError(f"{flag} {name}: give the values as a list, e.g. {{'{name}': [3, 5, 7]}}")
+        return name.strip(), list(values)
+    if not isinstance(item, str) or "=" not in item:
+        raise CreativeError(f"{flag} must be NAME=V1,V2,... (e.g. guidance=3,5,7), not {_shown(item)}")
+    name, _, written = item.partition("=")
+    values = [v.strip() for v in written.split(",") if v.strip()]
+    if not name.strip() or not values:
+        raise CreativeError(f"{flag} must be NAME=V1,V2,... (e.g. guidance=3,5,7), not {_shown(item)}")
+    return name.strip(), values
 
 
 def _number(value):
@@ -292,31 +385,66 @@ STORY = Task(
     ),
 )
 
+MAX_SWEEP_CELLS = 64  # a larger sweep needs --yes
+LORA_WEIGHT = 10  # a LoRA weight beyond +-10 is a typo (0.8 written as 8, say)
+
 PAINT = Task(
     "paint",
     (
-        _model("paint", "sd-turbo", a1111="Model"),
+        _model("paint", "sd-turbo", a1111="Model", axis="Checkpoint name"),
         Param("negative", "text", "", "what the picture should not show (needs --guidance above 1)", metavar="TEXT",
               a1111="Negative prompt"),
         Param("steps", "int", 25, "denoising steps (default: the model's, e.g. 1 for SD-Turbo, 25 for SD 1.5)", low=1, high=500,
-              panel=Slider(1, 150, 1, "sampling steps"), a1111="Steps"),
+              panel=Slider(1, 150, 1, "sampling steps"), a1111="Steps", axis="Steps"),
         Param("guidance", "float", 7.5, "how closely to follow the prompt (CFG scale; 0-1 = off, as SD-Turbo wants)", low=0, high=50,
-              hint="(0-1 = no guidance)", panel=Slider(0.0, 30.0, 0.5, "CFG scale"), a1111="CFG scale"),
+              hint="(0-1 = no guidance)", panel=Slider(0.0, 30.0, 0.5, "CFG scale"), a1111="CFG scale", axis="CFG Scale"),
         Param("width", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
-              panel=Slider(64, 2048, 8, "width"), a1111="Size", remote="size"),
+              panel=Slider(64, 2048, 8, "width"), a1111="Size", remote="size", axis="Width"),
         Param("height", "int", None, "pixels, a multiple of 8 (default: the model's size)", low=64, high=2048, multiple_of=8,
-              panel=Slider(64, 2048, 8, "height"), a1111="Size", remote="size"),
-        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed", remote_extra="seed"),
+              panel=Slider(64, 2048, 8, "height"), a1111="Size", remote="size", axis="Height"),
+        _seed("seed of the first image; image i uses seed + i (drawn and recorded when not given)", a1111="Seed", remote_extra="seed",
+              axis="Seed"),
         Param("n", "int", 1, "number of images (a batch, shown as one grid)", low=1, high=MAX_IMAGES, flags=("-n",), a1111="Batch size",
               remote="n"),
         Param("scheduler", "choice", "default", "euler, euler_a, dpm++, ddim, lcm (LCM models), or default (the model's own)",
-              choices=("default", "euler", "euler_a", "dpm++", "ddim", "lcm"), metavar="NAME", a1111="Sampler"),
+              choices=("default", "euler", "euler_a", "dpm++", "ddim", "lcm"), metavar="NAME", a1111="Sampler", axis="Sampler"),
         Param("init", "image", None, "start from this image (image-to-image): a file, a URL, a variable, last or canvas",
               metavar="IMAGE", config=False, a1111="Init image", remote="image"),
         Param("strength", "float", 0.75, "with --init: how much to repaint, in (0, 1] (default 0.75; 0.5 for Turbo models)",
               low=0, high=1, open_low=True, hint="(how much of the init image is repainted)",
               panel=Slider(0.01, 1.0, 0.01, "denoising strength"), a1111="Denoising strength", needs="init",
-              needs_why="image-to-image"),
+              needs_why="image-to-image", axis="Denoising"),
+        Param("mask", "image", None, "with --init: repaint only where this image is white (inpainting); canvas = the strokes drawn "
+              "on the style canvas", metavar="IMAGE", config=False, needs="init",
+              needs_why="inpainting: it marks what to repaint in the --init image", a1111="Mask image", remote="mask"),
+        Param("mask_blur", "int", 4, "with --mask: soften the mask's edge by this many pixels, where the repainted part meets the "
+              "kept one (default 4, as A1111; 0 = a hard edge)", low=0, high=64, needs="mask", needs_why="inpainting", metavar="PX",
+              a1111="Mask blur"),
+        Param("control", "image", None, "a ControlNet guide: a sketch (canvas), a photo for its edges, a depth map, a pose",
+              metavar="IMAGE", config=False, a1111="ControlNet 0/Image"),
+        Param("controlnet", "model", None, "with --control: the ControlNet, an alias (scribble, canny, depth, lineart, openpose; "
+              "NAME-sdxl for SDXL), a hub id or a folder (default: the one for --control-mode)", metavar="MODEL", needs="control",
+              needs_why="ControlNet: it reads the --control image", a1111="ControlNet 0/Model"),
+        Param("control_mode", "choice", None, "with --control: how the image is read: scribble (dark strokes on a light ground), "
+              "canny (the edges of a picture) or none (as it is: edges, a depth map, a pose); default scribble",
+              choices=("scribble", "canny", "none"), metavar="MODE", needs="control", needs_why="ControlNet",
+              a1111="ControlNet 0/Module", axis="ControlNet module"),
+        Param("control_scale", "float", 1.0, "with --control: how strongly the ControlNet steers, 0-2 (default 1)", low=0, high=2,
+              needs="control", needs_why="ControlNet", panel=Slider(0.0, 2.0, 0.05, "ControlNet weight"),
+              a1111="ControlNet 0/Weight", axis="ControlNet weight"),
+        Param("lora", "loras", None, "apply a LoRA, MODEL[:WEIGHT] (a .safetensors file, a folder, a hub id or an alias; weight "
+              "default 1); repeat for several", low=-LORA_WEIGHT, high=LORA_WEIGHT, metavar="MODEL[:WEIGHT]", axis="LoRA weight"),
+        Param("hires", "float", None, "hires fix: paint at the model's size, upscale by this factor and repaint at the larger size",
+              low=1, high=4, open_low=True, metavar="SCALE", a1111="Hires upscale", axis="Hires upscale"),
+        Param("hires_strength", "float", 0.5, "with --hires: how much of the larger picture is repainted, in (0, 1] (default 0.5)",
+              low=0, high=1, open_low=True, needs="hires", needs_why="the hires fix", panel=Slider(0.01, 1.0, 0.01, "hires strength"),
+              a1111="Denoising strength", axis="Hires denoising"),
+        Param("hires_steps", "int", None, "with --hires: steps of the second pass (default: --steps, at least one denoising step)",
+              low=1, high=500,
+              needs="hires", needs_why="the hires fix", a1111="Hires steps", axis="Hires steps"),
+        Param("sweep", "sweeps", None, "paint one picture per value, NAME=V1,V2,... (any flag with an axis: steps, guidance, seed, "
+              "scheduler, m, lora, ...); up to three make the X, Y and Z of one labelled grid", metavar="NAME=V1,V2", config=False),
+        Param("yes", "bool", None, f"paint a sweep of more than {MAX_SWEEP_CELLS} pictures", config=False),
         Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
               remote=OURS),
         Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",

@@ -30,18 +30,46 @@ _SCHEDULER_OF_SAMPLER = {v.lower(): k for k, v in SAMPLER_NAMES.items()}
 _SCHEDULER_OF_SAMPLER.update({"dpm++ 2m karras": "dpm++", "euler ancestral": "euler_a"})  # older web UI names
 
 # The order A1111 writes its fields in; each maps onto the parameters declared with that `a1111` name.
-FIELD_ORDER = ("Steps", "Sampler", "CFG scale", "Seed", "Size", "Model", "Quality", "Style", "Denoising strength", "Init image")
+FIELD_ORDER = (
+    "Steps", "Sampler", "CFG scale", "Seed", "Size", "Model", "Quality", "Style", "Denoising strength", "Init image", "Mask image",
+    "Mask blur", "Hires upscale", "Hires steps", "ControlNet 0",
+)
 LOCAL_FIELDS = ("Sampler",)  # a remote model (the recipe names an endpoint) has no sampler or scheduler
-IMAGE_FIELDS = ("Denoising strength", "Init image")  # written for image-to-image only
+IMAGE_FIELDS = ("Init image",)  # written for image-to-image only
 BATCH_FIELDS = ("Batch size", "Batch pos")  # written for batches only
+HIRES_UPSCALER = "Lanczos"  # what the hires fix upscales with (A1111's "Hires upscaler" field)
+SWEEP_SCRIPT = "X/Y/Z plot"  # A1111's "Script" field of a sweep's grid
+# A1111's names of its ControlNet extension's preprocessors -> our --control-mode
+_CONTROL_MODES = {"canny": "canny", "none": "none", "invert": "scribble", "invert (from white bg & black line)": "scribble"}
+_LORA_TAG = re.compile(r"\s*<lora:([^<>]+)>")
 
 
 def _fields():
-    """{A1111 field: [our parameters]} from the paint declarations ("Size" stands for width and height)."""
+    """{A1111 field: [our parameters]} from the paint declarations ("Size" stands for width and height; a
+    compound field's parts, "ControlNet 0/Model", are grouped under "ControlNet 0")."""
     out = {}
     for param in declared.PAINT.params:
         if param.a1111:
-            out.setdefault(param.a1111, []).append(param)
+            out.setdefault(param.a1111.split("/")[0], []).append(param)
+    return out
+
+
+def _part(param):
+    return param.a1111.split("/", 1)[1]
+
+
+def _sweep_axes(recipe):
+    """The recorded sweep as (param, [values as written]) pairs, or []."""
+    sweep = recipe.get("params", {}).get("sweep")
+    if not sweep:
+        return []
+    task = declared.PAINT
+    out = []
+    for item in declared.items(task["sweep"], sweep):
+        name, values = declared.parse_sweep(item)
+        param = next((p for p in task.params if name.lower() in (p.name, p.name.replace("_", "-"), *(f.lstrip("-") for f in p.all_flags))), None)
+        if param is not None:
+            out.append((param, [str(v) for v in values]))
     return out
 
 
@@ -154,7 +182,8 @@ def _recorded(recipe, param):
 def recipe_text(recipe, batch_pos=None, sampler=None):
     """The A1111 `parameters` text for a paint recipe, for image `batch_pos` of its batch (seed + batch_pos).
 
-    `sampler` names the model's own scheduler in A1111's Sampler field when it is none of ours."""
+    `sampler` names the model's own scheduler in A1111's Sampler field when it is none of ours. LoRAs are
+    written into the prompt as A1111 does (`<lora:MODEL:WEIGHT>`); a sweep as its X/Y/Z plot's fields."""
     fields = _fields()
     values = recipe.get("params", {})
     n = _recorded(recipe, fields["Batch size"][0]) or 1
@@ -164,6 +193,7 @@ def recipe_text(recipe, batch_pos=None, sampler=None):
     elif seed is not None:
         seed = (seed + batch_pos) % (MAX_SEED + 1)
     image_to_image = _recorded(recipe, fields["Init image"][0]) is not None or recipe.get("init_hash")
+    hires = values.get("hires")
     scheduler = _recorded(recipe, fields["Sampler"][0]) or "default"
     remote = recipe.get("endpoint") is not None
     written = []
@@ -178,23 +208,65 @@ def recipe_text(recipe, batch_pos=None, sampler=None):
             value = SAMPLER_NAMES.get(scheduler) or sampler or scheduler
         elif name == "Seed":
             value = seed
+        elif name == "Denoising strength":  # A1111's one field: image-to-image's strength, else the hires fix's
+            value = values.get("strength") if image_to_image else values.get("hires_strength") if hires else None
         elif name == "Init image":
             value = value or "(an image object)"
+        elif name == "Mask image":
+            value = (value or "(an image object)") if ("mask" in values or recipe.get("mask_hash")) else None
+        elif name == "ControlNet 0":
+            value = _controlnet_field(recipe, fields[name])
         elif name == "Batch pos":
             value = batch_pos or 0
         written.append((name, value))
-        if name == "Init image":
-            written.append(("Init hash", recipe.get("init_hash")))
+        if name in ("Init image", "Mask image") and value is not None:
+            written.append((name.replace("image", "hash"), recipe.get(f"{name.split()[0].lower()}_hash")))
+        if name == "Hires steps" and hires:
+            written.append(("Hires upscaler", HIRES_UPSCALER))
+    written += _sweep_fields(recipe)
     written += ([] if remote else [("Scheduler", scheduler)]) + [("Creative magics", __version__)]
     if recipe.get("interrupted"):
         written.append(("Stopped at step", recipe.get("stopped_at_step")))
     line = ", ".join(f"{key}: {_quote(_number(value))}" for key, value in written if value is not None)
-    lines = [recipe.get("prompt") or ""]
+    prompt = recipe.get("prompt") or ""
+    for item in values.get("lora") or ():
+        ref, weight = declared.parse_lora(item)
+        prompt += f" <lora:{declared.lora_text(ref, weight)}>"
+    lines = [prompt]
     negative = _recorded(recipe, fields["Negative prompt"][0])
     if negative:
         lines.append(f"Negative prompt: {negative}")
     lines.append(line)
     return "\n".join(lines)
+
+
+def _controlnet_field(recipe, params):
+    """A1111's ControlNet extension's field: "Module: canny, Model: canny, Weight: 1" (and what image it read)."""
+    values = recipe.get("params", {})
+    if values.get("control") is None and not recipe.get("control_hash"):
+        return None
+    parts = []
+    order = ("Module", "Model", "Weight", "Image")  # as A1111's ControlNet extension writes them
+    for param in sorted(params, key=lambda p: order.index(_part(p)) if _part(p) in order else len(order)):
+        value = values.get(param.name)
+        if param.name == "control":
+            value = value or "(an image object)"
+        if value is not None:
+            parts.append(f"{_part(param)}: {_number(value)}")
+    if recipe.get("control_hash"):
+        parts.append(f"Hash: {recipe['control_hash']}")
+    return ", ".join(parts)
+
+
+def _sweep_fields(recipe):
+    """A1111's X/Y/Z plot fields of a sweep's grid: Script, then each axis's Type and Values."""
+    axes = _sweep_axes(recipe)
+    if not axes:
+        return []
+    out = [("Script", SWEEP_SCRIPT)]
+    for letter, (param, values) in zip("XYZ", axes):
+        out += [(f"{letter} Type", param.axis), (f"{letter} Values", ", ".join(values))]
+    return out
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -254,6 +326,7 @@ def read_recipe(path_or_image):
             raise CreativeError(f"the recipe's {key!r} value {fields[key]!r} is not readable") from None
 
     values, top = {_fields()["Negative prompt"][0].name: negative or None}, {}
+    hires = "Hires upscale" in fields and "Init image" not in fields
     for name, params in _fields().items():
         param = params[0]
         if name == "Negative prompt":
@@ -274,31 +347,111 @@ def read_recipe(path_or_image):
                 if scheduler is None:
                     taken.discard(name)  # an A1111 sampler we do not have: kept under "extra"
             values[param.name] = None if scheduler == "default" else scheduler
+        elif name == "Denoising strength":  # the hires fix's in a text-to-image recipe that has one
+            values["hires_strength" if hires else "strength"] = take(name, float)
+        elif name == "ControlNet 0":
+            values.update(_read_controlnet(take(name)))
         elif name not in BATCH_FIELDS:
             where[param.name] = take(name, _CONVERT.get(param.kind, str))
-    init = _fields()["Init image"][0].name
-    if values.get(init) == "(an image object)":
-        values[init] = None
+    take("Hires upscaler")
+    hashes = {}
+    for image in ("init", "mask", "control"):
+        if values.get(image) == "(an image object)":
+            values[image] = None
+        found = values.pop(f"{image}_hash", None) or take(f"{image.capitalize()} hash")
+        if found:
+            hashes[f"{image}_hash"] = found
     n, pos = (param.name for param in (_fields()["Batch size"][0], _fields()["Batch pos"][0]))
     batch = take("Batch size", int)
     if batch and batch > 1:
         values[n] = batch
         values[pos] = take("Batch pos", int) or 0
+    prompt, loras = _lora_tags(prompt)
+    if loras:
+        values["lora"] = loras
+    if fields.get("Script") == SWEEP_SCRIPT:
+        take("Script")
+        sweep, unknown = _read_sweep(fields, take, values)
+        if sweep:
+            values["sweep"] = sweep
+        for key in unknown:
+            taken.discard(key)
     recipe = {
         "task": "paint",
         "model": top.get("model"),
         "seed": top.get("seed"),
         "prompt": prompt,
         "params": {k: v for k, v in values.items() if v is not None},
+        **hashes,
     }
-    init_hash = take("Init hash")
-    if init_hash:
-        recipe["init_hash"] = init_hash
     take("Creative magics")
     extra = {k: v for k, v in fields.items() if k not in taken}
     if extra:
         recipe["extra"] = extra
     return recipe
+
+
+def _lora_tags(prompt):
+    """(the prompt without its `<lora:MODEL:WEIGHT>` tags, [MODEL:WEIGHT]) as A1111 writes LoRAs into prompts."""
+    loras = [declared.lora_text(*declared.parse_lora(tag)) for tag in _LORA_TAG.findall(prompt)]
+    return (_LORA_TAG.sub("", prompt).rstrip() if loras else prompt), loras
+
+
+def _read_controlnet(text):
+    """Our values from A1111's ControlNet field ("Module: canny, Model: control_v11p_sd15_canny [d14c016b], Weight: 1, ...")."""
+    if not text:
+        return {}
+    parts = dict(part.split(":", 1) for part in (p.strip() for p in text.split(", ")) if ":" in part)
+    parts = {key.strip(): value.strip() for key, value in parts.items()}
+    out = {}
+    for param in _fields()["ControlNet 0"]:
+        value = parts.get(_part(param))
+        if value is None:
+            continue
+        if param.name == "control_mode":
+            value = _CONTROL_MODES.get(value.lower(), "scribble" if value.lower().startswith("scribble") else None)
+        elif param.name == "controlnet":
+            value = _controlnet_alias(re.sub(r"\s*\[[0-9a-f]+\]$", "", value))
+        elif param.kind == "float":
+            try:
+                value = float(value)
+            except ValueError:
+                raise CreativeError(f"the recipe's ControlNet {_part(param)} {value!r} is not a number") from None
+        out[param.name] = value
+    if parts.get("Hash"):
+        out["control_hash"] = parts["Hash"]
+    return out
+
+
+def _controlnet_alias(name):
+    """Our alias for a ControlNet A1111 names by its file (control_v11p_sd15_canny), else the name as it is."""
+    from .models import BUILTIN_ALIASES
+
+    for alias, target in BUILTIN_ALIASES.items():
+        if target.family == "controlnet" and target.source.rsplit("/", 1)[-1] == name:
+            return alias
+    return name
+
+
+def _read_sweep(fields, take, values):
+    """(the sweep items NAME=V1,V2 of an X/Y/Z plot's fields, the fields we could not read)."""
+    task = declared.PAINT
+    sweep, unknown = [], []
+    for letter in "XYZ":
+        kind = take(f"{letter} Type")
+        if kind is None:
+            continue
+        written = take(f"Fixed {letter} Values") or take(f"{letter} Values") or ""
+        wanted = kind.lower()
+        if wanted == "denoising" and values.get("init") is None and values.get("hires"):
+            wanted = task["hires_strength"].axis.lower()
+        param = next((p for p in task.params if p.axis and p.axis.lower() == wanted), None)
+        if param is None:
+            unknown += [f"{letter} Type", f"{letter} Values"]
+            continue
+        items = [v.strip() for v in written.split(",") if v.strip()]
+        sweep.append(f"{param.name}={','.join(items)}")
+    return sweep, unknown
 
 
 def _text_chunks(path_or_image):

@@ -1,5 +1,5 @@
-"""Notebook references -> objects: a variable name, `last`, `canvas` (or another registered image source),
-a file path or a URL. Resolved here, above the tasks, so the tasks only ever see images, audio and texts.
+"""Notebook references -> objects: a variable name, `last`, `canvas` (or another registered image source; as
+a --mask, the canvas's registered mask source: its strokes), a file path or a URL. Resolved here, above the tasks, so the tasks only ever see images, audio and texts.
 
 This is the one module that reads the session's results for `last`; widgets register themselves as
 image sources (the style canvas is `canvas`) instead of living in the session.
@@ -76,6 +76,23 @@ def _named_image(text, names, what):
             return media.open_path_or_url(str(value).strip(), what)
         return media.to_rgb(value, what, name=text)
     return media.open_path_or_url(text, what)
+
+
+def mask(ref, names=None):
+    """(PIL L image, label) for a --mask: white repaints. A name with a registered mask source (`canvas`: the
+    strokes drawn on the style canvas, white where drawn) gives that; any other IMAGE is read as an image."""
+    from PIL import Image
+
+    if isinstance(ref, (str, Path)):
+        text = str(ref).strip()
+        source = current().mask_source(text) if text else None
+        if source is not None:
+            picture = source()
+            if not isinstance(picture, Image.Image):
+                picture = media.to_rgb(picture, "mask", name=text)
+            return picture.convert("L"), text
+    picture, label = image(ref, names, what="mask")
+    return picture.convert("L"), label
 
 
 # -- AUDIO, texts and recipes -------------------------------------------------------------------

@@ -116,7 +116,8 @@ def escape_html(text):
 @dataclass(eq=False)
 class ImageResult:
     """Pictures made by %%paint and %%stylize. `.image` is the first, `.images` all of them (PIL, each carrying its
-    recipe as A1111 `parameters`), `.seeds` the seed of each, `.paths` the files --save wrote."""
+    recipe as A1111 `parameters`), `.seeds` the seed of each, `.recipes` the recipe of each (a sweep's cells:
+    each makes its picture alone), `.paths` the files --save wrote."""
 
     images: list
     recipe: dict
@@ -128,17 +129,31 @@ class ImageResult:
     notes: list = field(default_factory=list)
     paths: list = field(default_factory=list)
     losses: list = field(default_factory=list)  # %%stylize: the loss terms of each iteration
+    sheet: object = None  # %%paint --sweep: the labelled grid of the cells, shown instead of a plain grid
+    cells: list = None  # %%paint --sweep: the recipe of each cell painted, in grid order
     kind: str = field(default="image", init=False)
 
     @property
     def image(self):
         return self.images[0] if self.images else None
 
+    @property
+    def recipes(self):
+        """One recipe per image: a sweep's cells, or each image of a batch (its seed, its place in the batch)."""
+        if self.cells is not None:
+            return list(self.cells)
+        if len(self.images) <= 1 or self.recipe.get("task") != "paint":
+            return [self.recipe] * len(self.images)
+        return [
+            {**self.recipe, "seed": seed, "params": {**self.recipe.get("params", {}), "batch_pos": index}}
+            for index, seed in enumerate(self.seeds)
+        ]
+
     def grid(self):
-        """All the images in one compact grid (PIL), or None when there are none."""
+        """All the images in one compact grid (PIL; a sweep's labelled grid), or None when there are none."""
         from .media import grid
 
-        return grid(self.images)
+        return self.sheet if self.sheet is not None else grid(self.images)
 
     def save(self, folder):
         """Write the images as PNGs with their recipes into `folder`; returns the paths."""
@@ -167,7 +182,15 @@ class ImageResult:
         size = f" {params.get('width')}x{params.get('height')}" if params.get("width") else ""
         if self.recipe.get("method") in ("adain", "cyclegan") and self.image is not None:
             size = f" {self.recipe['method']} {self.image.width}x{self.image.height}"
-        how = " image-to-image" if self.recipe.get("task") == "paint" and "init" in params else ""
+        how = ""
+        if self.recipe.get("task") == "paint":
+            how = " inpainting" if "mask" in params else " image-to-image" if "init" in params else ""
+            how += " + ControlNet" if "controlnet" in params else ""
+            how += f" + hires x{params['hires']:g}" if params.get("hires") else ""
+        if self.cells is not None:
+            sweep = self.recipe.get("params", {}).get("sweep") or []
+            what = f"sweep {' x '.join(s.split('=')[0] for s in sweep)}, {count} of {self.recipe.get('cells', count)} cells"
+            return f"{head}{size}{how}, {what}{' (stopped)' if self.interrupted else ''}>"
         stopped = ""
         if self.interrupted:
             stopped = f" (stopped at step {self.steps_done}/{self.steps_total}: {'previews' if count else 'nothing to show'})"

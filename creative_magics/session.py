@@ -116,6 +116,7 @@ class Session:
         self._said_profile = False  # the one line saying which models stand in
         self._defaults = {}  # name -> provider(task) -> {param: value}, e.g. "panel"
         self._image_sources = {}  # name -> () -> image, e.g. "canvas"
+        self._mask_sources = {}  # name -> () -> mask (L image, white = repaint), e.g. the canvas's strokes
         self._listeners = []  # callbacks told of each new result (the gallery)
         self._remote = {}  # (endpoint, model) -> {"task", "calls", "last_used"}: the remote models used
         self._warned = set()  # what was said once per session (plain http to an endpoint)
@@ -142,11 +143,14 @@ class Session:
             print(f"creative_magics: {STAND_INS['offline']} (profile 'offline').")
         return profile
 
-    def resolve(self, task, ref=None, method=None):
-        """A ModelSpec for `ref` (None: the task's default); `method` is %stylize's, whose methods run different networks."""
+    def resolve(self, task, ref=None, method=None, family=None):
+        """A ModelSpec for `ref` (None: the task's default); `method` is %stylize's, whose methods run different
+        networks; `family` for models of another family a task uses beside its own (%%paint's "controlnet" and "lora")."""
         ref = ref or models.METHOD_MODELS.get(method) or models.DEFAULT_MODELS[task if task != "finetune" else "story"]
         endpoints = tuple(getattr(self.settings, "endpoints", None) or ())
-        return models.resolve(task, ref, aliases=self.aliases(task), profile=self.effective_profile(), endpoints=endpoints, method=method)
+        return models.resolve(
+            task, ref, aliases=self.aliases(task), profile=self.effective_profile(), endpoints=endpoints, method=method, family=family
+        )
 
     def aliases(self, task):
         """%config aliases, plus (for the text tasks) the fine-tuned models in the models folder; a
@@ -218,6 +222,17 @@ class Session:
 
     def image_source(self, name):
         return self._image_sources.get(name)
+
+    def add_mask_source(self, name, get):
+        """`get()` gives the mask a bare `name` means as a --mask (the canvas: white where strokes were drawn)."""
+        self._mask_sources[name] = get
+
+    def remove_mask_source(self, name, get):
+        if self._mask_sources.get(name) == get:
+            del self._mask_sources[name]
+
+    def mask_source(self, name):
+        return self._mask_sources.get(name)
 
     # -- results and calls ----------------------------------------------------------------------
 

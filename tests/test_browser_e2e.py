@@ -2,7 +2,8 @@
 runtime dirs) driven by Debian's Chromium through Playwright for Python (../shared/notes/browser-e2e.md).
 
 It loads the extension with the tiny profile, opens the panel and the style canvas, moves the
-temperature slider, draws a stroke, runs the image magics that take `canvas` and a %%story that
+temperature slider, draws a stroke, runs the image magics that take `canvas` (a %%paint from the drawing,
+then a %%paint that repaints where the stroke was drawn, `--mask canvas`) and a %%story that
 uses the panel's temperature, clicks "Run again", and checks from the kernel's side (a second
 client on the same kernel) that the slider value and the drawn pixels arrived and the results
 appeared. In Notebook 7's own notebook page it opens the panel and the canvas, moves the slider and
@@ -62,6 +63,14 @@ IMAGE_STEPS = [
         "recipe['params']['init'] == 'canvas' and recipe['init_hash'] == media.image_hash(canvas.to_image())",
     ),
     (
+        # the stroke drawn on the canvas is the mask: it repaints that part of the picture just made
+        "paint-mask",
+        "%%paint --init painted --mask canvas --steps 2 --seed 2 -o inpainted\na blue river",
+        "inpainted",
+        "recipe['params']['mask'] == 'canvas' and recipe['mask_hash'] == media.image_hash(canvas.to_mask())"
+        " and canvas.to_mask().getextrema() == (0, 255) and inpainted.image.size == painted.image.size",
+    ),
+    (
         "stylize",
         "%stylize --content last --style canvas --steps 2 --size 32 --seed 1 -o styled",
         "styled",
@@ -88,7 +97,7 @@ def _require_browser(server_module):
 def _available_magics():
     from creative_magics.magics import CreativeMagics
 
-    return {name for name, *_ in IMAGE_STEPS if hasattr(CreativeMagics, name)}
+    return {name for name, *_ in IMAGE_STEPS if hasattr(CreativeMagics, name.split("-")[0])}
 
 
 def _free_port():
@@ -339,6 +348,18 @@ print(json.dumps({
 }))
 """
 
+SWEPT = """
+import json
+from creative_magics import session as _s
+_results = list(_s.current().results)
+_last = _results[-1] if _results else None
+print(json.dumps({
+    "results": len(_results),
+    "cells": len(getattr(_last, "cells", None) or []),
+    "sweep": (getattr(_last, "recipe", None) or {}).get("params", {}).get("sweep"),
+}))
+"""
+
 GALLERY_CELL = "%creative gallery"
 GALLERY = """
 import json
@@ -507,6 +528,24 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
         shot(panel_view, "panel-after-run-again")
         assert kernel_json(client, STATE)["results"][: len(before)] == before
         assert set(before) >= {"text"} | ({"image"} if steps else set())
+
+        # the Image tab sweeps one slider of the last %%paint: one labelled grid
+        if steps:
+            panel_view.locator(".lm-TabBar-tab, .p-TabBar-tab").filter(has_text="Image").first.click()
+            sweep_button = panel_view.locator("button").filter(has_text="Sweep")
+            sweep_button.wait_for()
+            shot(panel_view, "panel-image")
+            count = len(kernel_json(client, STATE)["results"])
+            sweep_button.click()
+            swept = kernel_until(
+                client, SWEPT, lambda s: s["results"] == count + 1 and s["cells"] >= 2, "the panel's sweep"
+            )
+            assert swept["sweep"][0].startswith("steps=")
+            page.wait_for_function(
+                "(el) => /Ran %%paint again/.test(el.textContent)",
+                arg=panel_view.locator(".creative-magics-run-status").element_handle(),
+            )
+            shot(panel_view, "panel-after-sweep")
 
         # the gallery: a click on a thumbnail (not its caption) shows that result large
         gallery_cell = run_cell(page, len(cells) - 1)

@@ -11,9 +11,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "creative_magics"
 
 # Lowest first. A module may import modules of its own layer and of the layers below, never above.
 LAYERS = (
-    ("leaves", ("errors", "_version", "limits", "seeds", "prompts", "paths", "defaults", "hub", "devices", "memory", "hf", "params", "nets.layers")),
+    ("leaves", ("errors", "_version", "limits", "seeds", "prompts", "paths", "defaults", "hub", "devices", "memory", "hf", "params", "sweeps", "nets.layers")),
     ("parts", ("models", "media", "recipes", "audio", "midi", "synth", "results", "previews", "corpus", "finetuned", "loaders", "cache", "tiny", "nets",
-               "remote", "gguf_models", "footprint")),
+               "remote", "gguf_models", "footprint", "prompt_weights", "controls")),
     ("tasks", ("tasks",)),
     ("state", ("settings", "session")),
     ("references", ("refs",)),

@@ -375,12 +375,12 @@ def test_a_genuine_a1111_file_is_read(tmp_path):
         "width": 512,
         "height": 768,
         "scheduler": "dpm++",
-        "strength": 0.7,
+        "hires": 2.0,  # a text-to-image hires fix: its Denoising strength is the second pass's
+        "hires_strength": 0.7,
     }
     assert recipe["extra"] == {
         "Schedule type": "Karras",
         "Model hash": "6ce0161689",
-        "Hires upscale": "2",
         "Lora hashes": "a: 1, b: 2",
         "Version": "v1.9.4",
     }

@@ -16,7 +16,8 @@ def test_builtin_alias_resolves_to_the_hub_or_to_tiny_by_profile():
     tiny = resolve("story", "gpt2", profile="tiny")
     assert (tiny.kind, tiny.source, tiny.name) == ("tiny", "tiny-gpt2", "gpt2")
     assert resolve("story", "smollm2", profile="tiny").source == "tiny-chat"
-    assert resolve("paint", "sdxl", profile="tiny").source == "tiny-sd"
+    assert resolve("paint", "sdxl", profile="tiny").source == "tiny-sdxl"  # SDXL's own layout, shrunk
+    assert resolve("paint", "canny", profile="tiny", family="controlnet").source == "tiny-controlnet"
     assert resolve("compose", "musicgen-small", profile="tiny").source == "tiny-musicgen"
     assert resolve("stylize", "vgg19").kind == "torchvision"
 

@@ -57,6 +57,13 @@ def bad_values(param):
             out.append(([param.low - 1], str(param.low - 1), f"{param.flag} must be"))
     elif kind == "model":
         out.append((7, None, f"{param.flag} must be text"))
+    elif kind == "loras":  # MODEL[:WEIGHT]
+        out.append(("style:strong", "style:strong", f"{param.flag} style:strong: the weight after ':' must be a number"))
+        out.append((f"style:{param.high + 1:g}", f"style:{param.high + 1:g}", f"{param.flag} style:{param.high + 1:g}: the weight must be in"))
+        out.append((5, None, f"{param.flag} takes one item or a list of them"))
+    elif kind == "sweeps":  # NAME=V1,V2,...
+        out.append(("guidance", "guidance", f"{param.flag} must be NAME=V1,V2,..."))
+        out.append(("guidance=", "guidance=", f"{param.flag} must be NAME=V1,V2,..."))
     return out
 
 

@@ -88,6 +88,7 @@ def files(tmp_path_factory):
     """Bad (and one good) files of every kind the magics read."""
     folder = tmp_path_factory.mktemp("inputs")
     noise(1).save(folder / "ok.png")  # an image without a recipe
+    Image.new("L", (40, 40), 0).save(folder / "black.png")  # a mask that repaints nothing
     (folder / "notes.txt").write_text("not a picture")
     (folder / "fake.png").write_text("not really a png")
     (folder / "broken.png").write_bytes(png_bytes()[:60])  # a truncated PNG
@@ -252,6 +253,20 @@ CASES = [
     ("paint-unknown-scheduler", "paint", "%%paint --scheduler heun\na fox", "--scheduler must be default, euler, euler_a, dpm++, ddim or lcm, not 'heun'"),
     ("paint-model-is-an-image", "paint", "%%paint -m {files}/ok.png\na fox", "is not an alias, a local folder or a Hugging Face hub id"),
     ("paint-unknown-model", "paint", "%%paint -m nobody/no-such-model\na fox", "not in the local Hugging Face cache"),
+    # %%paint: inpainting, ControlNets, LoRAs, prompts, the hires fix and sweeps
+    ("paint-mask-without-init", "paint", "%%paint --mask {files}/ok.png\na fox", "--mask is for inpainting: it marks what to repaint in the --init image: add --init IMAGE"),
+    ("paint-mask-all-black", "paint", "%%paint --init {files}/ok.png --mask {files}/black.png\na fox", "the mask is all black"),
+    ("paint-unknown-controlnet", "paint", "%%paint --control {files}/ok.png --controlnet nobody/no-such-controlnet\na fox", "not in the local Hugging Face cache"),
+    ("paint-controlnet-for-another-base", "paint", "%%paint -m sd15 --control {files}/ok.png --controlnet canny-sdxl\na fox", "is a ControlNet for SDXL, and sd15 is an SD 1.5 model"),
+    ("paint-controlnet-without-control", "paint", "%%paint --controlnet canny\na fox", "--controlnet is for ControlNet"),
+    ("paint-lora-for-another-base", "paint", "%%paint -m sd15 --lora lcm-lora-sdxl\na fox", "is a LoRA for SDXL, and sd15 is an SD 1.5 model: use lcm-lora-sd15"),
+    ("paint-lora-bad-weight", "paint", "%%paint --lora style:strong\na fox", "the weight after ':' must be a number"),
+    ("paint-lora-not-safetensors", "paint", "%%paint --lora {files}/notes.txt\na fox", "only .safetensors LoRA files are read"),
+    ("paint-prompt-editing", "paint", "%%paint\na [cat:dog:0.5]", "prompt editing [from:to:when]"),
+    ("paint-hires-with-init", "paint", "%%paint --hires 2 --init {files}/ok.png\na fox", "--hires is for text-to-image"),
+    ("paint-unknown-sweep-name", "paint", "%%paint --sweep temprature=1,2\na fox", "--sweep temprature: unknown name"),
+    ("paint-sweep-bad-value", "paint", "%%paint --sweep guidance=3,lots\na fox", "--guidance takes numbers, not 'lots'"),
+    ("paint-sweep-over-64", "paint", "%%paint --sweep seed=0,1,2,3,4,5,6,7,8 --sweep steps=1,2,3,4,5,6,7,8\na fox", "more than 64: add --yes"),
     ("paint-remote-only-flag-on-local", "paint", "%%paint --quality hd\na fox", "--quality is for remote models (ENDPOINT:MODEL)"),
     ("paint-unknown-endpoint", "paint", "%%paint -m nowhere:dall-e-3\na fox", "no endpoint named 'nowhere'"),
     ("paint-mistyped-alias", "paint", "%%paint -m sd-trubo\na fox", "did you mean sd-turbo"),

@@ -116,8 +116,9 @@ def test_trust_remote_code_true_is_never_hard_coded():
 
 
 # Loads that cannot run a repo's code, so they take no trust_remote_code: peft reads adapter_config.json
-# and weights; the tiny builders read the CLIP tokenizer files bundled in creative_magics/data/.
-NO_REMOTE_CODE_PATH = {("finetuned.py", "PeftModel"), ("tiny/diffusion.py", "CLIPTokenizer")}
+# and weights; the tiny builders read the CLIP tokenizer files bundled in creative_magics/data/; a
+# concrete diffusers model class (%%paint's ControlNetModel) reads its config and safetensors weights.
+NO_REMOTE_CODE_PATH = {("finetuned.py", "PeftModel"), ("tiny/diffusion.py", "CLIPTokenizer"), ("loaders.py", "ControlNetModel")}
 
 
 def test_every_from_pretrained_call_in_the_source_passes_the_setting():
@@ -309,6 +310,24 @@ def test_a_booby_trapped_bin_is_refused_in_one_line_and_never_runs(ip, run, tmp_
     assert not marker.exists()
     assert session.current().cache.table() == []
     assert_trap_is_live(folder / trap, marker)
+
+
+def test_booby_trapped_controlnet_and_lora_files_are_refused_in_one_line_and_never_run(ip, run, tmp_path):
+    """%%paint's other weights: a ControlNet folder holding only a pickle (safetensors only, so it is never
+    read), and a LoRA given as a pickle (.bin/.pt files are refused by name; a folder of them holds no LoRA)."""
+    controlnet = copy_tiny("tiny-controlnet", tmp_path)
+    marker = tmp_path / "pwned-controlnet"
+    (controlnet / "diffusion_pytorch_model.safetensors").unlink()
+    save_trap(controlnet / "diffusion_pytorch_model.bin", marker, keys=("conv_in.weight",))
+    ip.user_ns["drawing"] = Image.new("RGB", (64, 64), "white")
+    assert_one_line_error(run(f"%%paint -m sd15 --control drawing --controlnet {controlnet}\na fox"), "does not hold a loadable controlnet model")
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    save_trap(lora / "pytorch_lora_weights.bin", marker, keys=("unet.conv_in.lora_A.weight",))
+    assert_one_line_error(run(f"%%paint -m sd15 --lora {lora / 'pytorch_lora_weights.bin'}\na fox"), "only .safetensors LoRA files are read")
+    assert_one_line_error(run(f"%%paint -m sd15 --lora {lora}\na fox"), "holds no .safetensors LoRA file")
+    assert not marker.exists()
+    assert_trap_is_live(controlnet / "diffusion_pytorch_model.bin", marker)
 
 
 def test_a_booby_trapped_vgg_weights_file_is_refused_in_one_line_and_never_runs(ip, run, tmp_path):

@@ -102,3 +102,51 @@ def test_musicgen_loads_and_generates(musicgen_builds):
     assert audio.shape[:2] == (1, 1) and audio.shape[-1] > 0
     assert torch.isfinite(audio).all()
     assert torch.equal(audio, play())
+
+
+# -- %%paint's canvas features: SDXL, inpainting, ControlNets and LoRAs in their real layouts ------------------
+
+PAINT_BUILDS = {
+    "sdxl": (diffusion.build_xl, "StableDiffusionXLPipeline"),
+    "sd-inpaint": (diffusion.build_inpaint, "StableDiffusionInpaintPipeline"),
+    "sdxl-inpaint": (diffusion.build_xl_inpaint, "StableDiffusionXLInpaintPipeline"),
+    "controlnet": (diffusion.build_controlnet, "ControlNetModel"),
+    "controlnet-sdxl": (lambda dest: diffusion.build_controlnet(dest, xl=True), "ControlNetModel"),
+    "lora": (diffusion.build_lora, None),
+    "lora-sdxl": (lambda dest: diffusion.build_lora(dest, xl=True), None),
+}
+
+
+@pytest.mark.parametrize("name", list(PAINT_BUILDS))
+def test_paint_builds_have_real_layouts_and_are_deterministic(name, tmp_path_factory):
+    import json
+
+    build, class_name = PAINT_BUILDS[name]
+    first, second = _build_twice(build, tmp_path_factory)
+    files = _files(first)
+    assert files == _files(second)
+    if name.startswith("lora"):
+        from safetensors.torch import load_file
+
+        keys = load_file(os.path.join(first, "pytorch_lora_weights.safetensors"))
+        prefixes = {key.split(".")[0] for key in keys}
+        assert prefixes == ({"unet", "text_encoder", "text_encoder_2"} if name.endswith("sdxl") else {"unet", "text_encoder"})
+        assert all(".lora_A." in key or ".lora_B." in key for key in keys)  # diffusers' own key names
+        return
+    config = json.loads(files["model_index.json" if "Pipeline" in class_name else "config.json"])
+    assert config["_class_name"] == class_name
+    if name.endswith("inpaint"):
+        assert json.loads(files["unet/config.json"])["in_channels"] == 9  # the image and the mask beside the latents
+    if name == "controlnet-sdxl":
+        assert config["addition_embed_type"] == "text_time" and config["cross_attention_dim"] == 64
+
+
+def test_a_controlnet_copies_the_unets_encoder(tmp_path):
+    from diffusers import ControlNetModel, StableDiffusionPipeline
+
+    diffusion.build(str(tmp_path / "sd"))
+    diffusion.build_controlnet(str(tmp_path / "cn"))
+    unet = StableDiffusionPipeline.from_pretrained(str(tmp_path / "sd"), local_files_only=True).unet
+    controlnet = ControlNetModel.from_pretrained(str(tmp_path / "cn"))
+    assert torch.equal(controlnet.conv_in.weight, unet.conv_in.weight)  # ControlNetModel.from_unet
+    assert controlnet.controlnet_down_blocks[0].weight.abs().sum() > 0  # its zero convolutions made non-zero

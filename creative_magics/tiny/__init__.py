@@ -20,10 +20,10 @@ def _text(dest, chat):
     (text.build_chat if chat else text.build_base)(dest)
 
 
-def _diffusion(dest):
+def _diffusion(dest, build="build", **kwargs):
     from . import diffusion
 
-    diffusion.build(dest)
+    getattr(diffusion, build)(dest, **kwargs)
 
 
 def _vgg(dest):
@@ -76,6 +76,14 @@ BUILDERS = {
     "tiny-gpt2": lambda dest: _text(dest, chat=False),
     "tiny-chat": lambda dest: _text(dest, chat=True),
     "tiny-sd": _diffusion,
+    # %%paint: SDXL, inpainting, ControlNets and LoRAs in their real layouts
+    "tiny-sdxl": lambda dest: _diffusion(dest, "build_xl"),
+    "tiny-sd-inpaint": lambda dest: _diffusion(dest, "build_inpaint"),
+    "tiny-sdxl-inpaint": lambda dest: _diffusion(dest, "build_xl_inpaint"),
+    "tiny-controlnet": lambda dest: _diffusion(dest, "build_controlnet"),
+    "tiny-controlnet-sdxl": lambda dest: _diffusion(dest, "build_controlnet", xl=True),
+    "tiny-lora": lambda dest: _diffusion(dest, "build_lora"),
+    "tiny-lora-sdxl": lambda dest: _diffusion(dest, "build_lora", xl=True),
     "tiny-vgg19": _vgg,
     "tiny-adain": _adain,  # %stylize --method adain
     **{f"tiny-cyclegan-{painter}": _cyclegan(painter) for painter in PAINTERS},  # %stylize --method cyclegan

@@ -2,7 +2,8 @@
 
 One canvas per kernel. Draw with the mouse, a pen or a finger (brush colour, size, opacity,
 eraser, undo, clear), or load an image into it (upload, path, URL, variable, `last`). Its
-`.to_image()` is what `canvas` means wherever an IMAGE is taken (`--init canvas`, `--style canvas`).
+`.to_image()` is what `canvas` means wherever an IMAGE is taken (`--init canvas`, `--style canvas`,
+`--control canvas`), and `.to_mask()`, its strokes in white on black, what `--mask canvas` repaints.
 
 ipycanvas cannot hand pixels back to the kernel without a browser, so the strokes are kept here,
 in Python, and rendered with PIL. While a stroke is drawn the browser shows quick line segments;
@@ -183,9 +184,10 @@ class StyleCanvas(widgets.VBox):
         )
         self.add_class("creative-magics-style-canvas")
         self._show()
-        self._say("Draw here; `canvas` is this drawing in --init canvas and --style canvas.")
+        self._say("Draw here; `canvas` is this drawing in --init canvas and --style canvas, and its strokes in --mask canvas.")
         self.session = current()
         self.session.add_image_source("canvas", self.to_image)
+        self.session.add_mask_source("canvas", self.to_mask)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -243,6 +245,12 @@ class StyleCanvas(widgets.VBox):
 
         with self._lock:
             return Image.alpha_composite(self._base.convert("RGBA"), self._layer).convert("RGB")
+
+    def to_mask(self):
+        """The strokes as a mask (PIL L image): white where paint was put since the last clear or loaded
+        image, black elsewhere (erased strokes are black again). What `--mask canvas` repaints."""
+        with self._lock:
+            return self._layer.getchannel("A").point(lambda alpha: 255 if alpha else 0)
 
     def __repr__(self):
         width, height = self._size
@@ -506,6 +514,7 @@ class StyleCanvas(widgets.VBox):
             self.live.stop()
         if getattr(self, "session", None) is not None:
             self.session.remove_image_source("canvas", self.to_image)
+            self.session.remove_mask_source("canvas", self.to_mask)
         super().close()
 
     @property

@@ -24,10 +24,10 @@ DEFAULT_FOLDER = "creative_outputs"
 
 
 def image_of(result):
-    """The first picture of a result (PIL), or None."""
+    """The picture a result is known by (PIL): a sweep's labelled grid, else its first picture; or None."""
     from PIL import Image
 
-    for name in ("image", "images"):
+    for name in ("sheet", "image", "images"):
         value = getattr(result, name, None)
         if isinstance(value, (list, tuple)):
             value = value[0] if value else None

@@ -129,7 +129,8 @@ class Panel(widgets.VBox):
 
         groups = {task: self._group(task, seed=task not in ("paint", "stylize")) for task in TASKS}
         image_box = widgets.VBox(
-            [widgets.HTML("<b>%%paint</b>"), groups["paint"], widgets.HTML("<b>%stylize</b>"), groups["stylize"], self._seed_row("image")]
+            [widgets.HTML("<b>%%paint</b>"), groups["paint"], self._sweep_row(), widgets.HTML("<b>%stylize</b>"), groups["stylize"],
+             self._seed_row("image")]
         )
         self.tabs = widgets.Tab(children=[groups["story"], image_box, groups["compose"]])
         for index, (title, _) in enumerate(TABS):
@@ -202,6 +203,59 @@ class Panel(widgets.VBox):
             notes = [note for note, yes in (("yours", name in yours), ("warm", name in warm), ("remote", name in remote)) if yes]
             options.append((f"{name} ({', '.join(notes)})" if notes else name, name))
         return options
+
+    def _sweep_row(self):
+        """%%paint: paint the last picture again once per value of one slider, as one labelled grid."""
+        names = [(widget.description, name) for name, widget in self.controls["paint"].items() if declared.PAINT[name].axis]
+        self.sweep_name = widgets.Dropdown(
+            options=names, description="sweep", style={"description_width": DESCRIPTION_WIDTH}, layout=widgets.Layout(width="330px")
+        )
+        self.sweep_values = widgets.Text(placeholder="values, e.g. 3, 5, 7.5", layout=widgets.Layout(width="200px"))
+        self.sweep_button = widgets.Button(description="Sweep", layout=widgets.Layout(width="80px"))
+        self.sweep_name.observe(lambda change: self._suggest_sweep(force=True), names="value")
+        for widget in self.controls["paint"].values():  # the suggestion follows its slider, until edited
+            widget.observe(lambda change: self._suggest_sweep(), names="value")
+        self.sweep_button.on_click(lambda _: self.sweep(self.sweep_name.value, self.sweep_values.value))
+        self._sweep = None  # the sweep the next run makes (NAME=V1,V2,...)
+        self._suggested = None
+        self._suggest_sweep(force=True)
+        return widgets.HBox([self.sweep_name, self.sweep_values, self.sweep_button])
+
+    def _suggest_sweep(self, force=False):
+        """Three values around the slider's: half, itself and half again, within its range (not over values typed in)."""
+        name = self.sweep_name.value
+        widget = self.controls["paint"].get(name)
+        if widget is None or not (force or self.sweep_values.value in ("", self._suggested)):
+            return
+        value, step = widget.value, widget.step or 1
+        picked = []
+        for factor in (0.5, 1.0, 1.5):
+            near = min(widget.max, max(widget.min, round(value * factor / step) * step))
+            near = int(near) if isinstance(widget, widgets.IntSlider) else float(f"{near:.6g}")
+            if near not in picked:
+                picked.append(near)
+        self.sweep_values.value = self._suggested = ", ".join(_short(v) for v in picked)
+
+    def sweep(self, name, values):
+        """Paint the last %%paint call again once per value of the slider `name` ("3, 5, 7"), as one labelled grid
+        (in the background, like "Run again"; the last %%paint, even when another task ran since). Returns the
+        sweep it asked for, or None when it cannot."""
+        from .. import sweeps
+
+        if self.session.last_call("paint") is None:
+            self._say("Nothing to sweep yet: run a %%paint cell first.")
+            return None
+        item = f"{name}={','.join(v.strip() for v in str(values).split(',') if v.strip())}"
+        try:
+            made = sweeps.axes(declared.PAINT, [item])
+            sweeps.check_size(made, yes=False)
+        except CreativeError as err:
+            self._say(str(err))
+            return None
+        self._sweep = made[0].written
+        self._say(f"Sweeping {self._sweep}…")
+        self.runner.request(delay=0)
+        return self._sweep
 
     def _seed_row(self, group):
         box = widgets.BoundedIntText(
@@ -441,12 +495,15 @@ class Panel(widgets.VBox):
         return self.runner.wait(timeout)
 
     def _run_last(self):
-        call = self._last_call()
+        call = self.session.last_call("paint") if self._sweep else self._last_call()
         if call is None:
             self._say("Nothing to run again yet: run a %%story, %%paint, %stylize or %%compose cell first.")
             return
         task = call.task
         above = self.moved_since(task, call.number)
+        sweep, self._sweep = self._sweep, None
+        if sweep and task == "paint":
+            above = {**above, "sweep": [sweep]}  # the sweep wins over the call's own values of that slider
         hint = _flags_that_win(call, self.values(task), above)
         self._say(f"Running {_magic(task)} again{hint}…")
         surface = OutputSurface(self.output)
