@@ -7,6 +7,7 @@ safetensors library, no weights read), from a GGUF file's tensor table (every te
 the hub's safetensors headers when the model is not downloaded yet, else from the files' sizes.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -36,13 +37,14 @@ class Estimate:
 
     nbytes: int
     converted: bool  # its weights are converted while loading (another precision, a GGUF dequantization, a pickle)
+    running: int = 0  # what running it adds beyond the weights (RUN_ALLOWANCE for a model estimated from its files)
 
     @property
     def peak(self):
-        return int(self.nbytes * (PEAK_CONVERTED if self.converted else PEAK_SAME_PRECISION)) + RUN_ALLOWANCE
+        return int(self.nbytes * (PEAK_CONVERTED if self.converted else PEAK_SAME_PRECISION)) + self.running
 
     def __add__(self, other):
-        return Estimate(self.nbytes + other.nbytes, self.converted or other.converted)
+        return Estimate(self.nbytes + other.nbytes, self.converted or other.converted, max(self.running, other.running))
 
 
 NOTHING = Estimate(0, False)
@@ -150,8 +152,13 @@ def folder_estimate(folder, float_bytes):
 
 
 def estimate(spec, dtype, resolve=None):
-    """The Estimate of `spec` loaded in `dtype`; None when that cannot be told without loading (a tiny
-    model, a hub model neither downloaded nor reachable)."""
+    """The Estimate of `spec` loaded in `dtype` and run (RUN_ALLOWANCE included in its peak); None when that
+    cannot be told without loading (a tiny model, a hub model neither downloaded nor reachable)."""
+    found = _weights_estimate(spec, dtype, resolve)
+    return None if found is None else dataclasses.replace(found, running=RUN_ALLOWANCE)
+
+
+def _weights_estimate(spec, dtype, resolve):
     float_bytes = element_bytes(dtype)
     kind = spec.kind
     try:
@@ -178,7 +185,7 @@ def estimate(spec, dtype, resolve=None):
         if kind == "adapter" and resolve is not None:
             from . import finetuned
 
-            base = estimate(finetuned.base_spec(spec.source, resolve), dtype, resolve)
+            base = _weights_estimate(finetuned.base_spec(spec.source, resolve), dtype, resolve)
             own = folder_estimate(spec.source, float_bytes)
             return None if base is None else base + (own or NOTHING)
         if kind == "torchvision":

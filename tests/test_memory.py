@@ -88,7 +88,7 @@ def test_a_hub_model_not_downloaded_is_estimated_from_its_remote_headers(monkeyp
     assert estimate.nbytes == 362_000_000 * 4  # bf16 on the hub, float32 here
     monkeypatch.setattr(footprint, "hub_header_estimate", lambda repo, name, fb: None)  # headers unreadable: the file sizes
     estimate = footprint.estimate(ModelSpec("smollm2", "causal_lm", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct"), torch.float32)
-    assert estimate == footprint.Estimate(724 * MB, True)
+    assert estimate == footprint.Estimate(724 * MB, True, footprint.RUN_ALLOWANCE)
 
 
 # -- what is free: cgroups v1 and v2 -------------------------------------------------------------------
