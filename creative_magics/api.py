@@ -186,6 +186,8 @@ def _fast(session, spec, values, sources, on_note=None, **why):
     from . import fast
 
     if not fast.check(spec, values, sources, **why):
+        if values.pop("compile", None):  # from %config, the panel or a recipe, where it cannot apply: the model runs eager
+            sources.pop("compile", None)
         return spec
     spec = fast.compiled_spec(spec, values)
     note = fast.compile_note(spec, session.cache.loaded(spec) is not None)

@@ -448,7 +448,8 @@ PAINT = Task(
               "scheduler, m, lora, ...); up to three make the X, Y and Z of one labelled grid", metavar="NAME=V1,V2", config=False),
         Param("yes", "bool", None, f"paint a sweep of more than {MAX_SWEEP_CELLS} pictures", config=False),
         Param("compile", "bool", None, "GPU fast path: torch.compile of the UNet and VAE decoder, channels_last, fused QKV "
-              "projections and SDPA attention (a compiled copy of the model, compiled on its first call; later calls reuse it)"),
+              "projections and SDPA attention (a compiled copy of the model, compiled on its first call; later calls reuse it)",
+              a1111="Compile"),
         Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
               remote=OURS),
         Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",

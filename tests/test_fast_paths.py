@@ -65,6 +65,10 @@ def test_paint_compile_compiles_the_unet_and_decoder_once_and_paints_as_eager(ip
     assert len(compiles) == 2 and len(notes) == 1
     assert again.recipe["params"]["compile"] is True
     assert np.array_equal(_pixels(again), _pixels(fast_result))
+    # through the PNG's A1111 text too
+    assert "Compile: True" in fast_result.image.info["parameters"]
+    assert creative_magics.read_recipe(fast_result.image)["params"]["compile"] is True
+    assert "Compile" not in eager.image.info["parameters"]
     assert all(row["loads"] == 1 for row in cache.table())
 
 
