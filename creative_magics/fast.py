@@ -82,7 +82,7 @@ def compile_note(spec, loaded):
         return None
     backend, _ = options_of(spec)["compile"]
     what = {
-        "diffusion": f"torch.compile ({backend}) compiles its UNet and VAE decoder on the first call",
+        "diffusion": f"torch.compile ({backend}) compiles its UNet (aMUSEd: its transformer) and VAE decoder on the first call",
         "causal_lm": f"a static KV cache, and torch.compile ({backend}) compiles its forward on the first call",
         "musicgen": "a static KV cache; transformers compiles MusicGen's decoding only where it supports it",
     }[spec.family]
@@ -124,16 +124,16 @@ def compile_pipeline(pipe, backend, mode):
     if hasattr(pipe, "fuse_qkv_projections") and denoiser is not None and hasattr(denoiser, "fuse_qkv_projections"):
         try:
             pipe.fuse_qkv_projections()
-            applied.append("fused_qkv")
+            applied += ["fused_qkv", "sdpa"]  # diffusers' fused processor runs scaled_dot_product_attention
         except (AttributeError, ValueError, NotImplementedError):  # a pipeline whose attention cannot be fused stays unfused
             pass
-    if "fused_qkv" not in applied and denoiser is not None and hasattr(denoiser, "set_attn_processor"):
+    if "fused_qkv" not in applied and getattr(pipe, "unet", None) is not None and hasattr(denoiser, "set_attn_processor"):
         from diffusers.models.attention_processor import AttnProcessor2_0
 
         processors = getattr(denoiser, "attn_processors", {})
         if processors and not all(type(p).__name__.endswith("2_0") for p in processors.values()):
             denoiser.set_attn_processor(AttnProcessor2_0())
-    applied.append("sdpa")
+        applied.append("sdpa")
     kwargs = {"backend": backend, "mode": None if backend == "eager" else mode}
     if denoiser is not None:
         denoiser.compile(**kwargs)

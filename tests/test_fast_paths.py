@@ -56,7 +56,7 @@ def test_paint_compile_compiles_the_unet_and_decoder_once_and_paints_as_eager(ip
     assert len(entries) == 2
     compiled = next(e.obj for e in entries if e.spec.fast)
     plain = next(e.obj for e in entries if not e.spec.fast)
-    assert compiled.fast_paths[:2] == ["channels_last", "fused_qkv"] and "compiled_denoiser" in compiled.fast_paths
+    assert compiled.fast_paths == ["channels_last", "fused_qkv", "sdpa", "compiled_denoiser", "compiled_vae_decoder"]
     assert plain.unet._compiled_call_impl is None and compiled.unet._compiled_call_impl is not None
     assert not hasattr(plain, "fast_paths")
     # the recipe records it; running it again compiles nothing and says nothing
@@ -70,6 +70,15 @@ def test_paint_compile_compiles_the_unet_and_decoder_once_and_paints_as_eager(ip
     assert creative_magics.read_recipe(fast_result.image)["params"]["compile"] is True
     assert "Compile" not in eager.image.info["parameters"]
     assert all(row["loads"] == 1 for row in cache.table())
+
+
+def test_paint_compile_on_amused_compiles_its_transformer_and_vqgan_decoder(ip, compiles):
+    eager = creative_magics.paint("a fox", model="amused-256", steps=2, seed=1)
+    compiled = creative_magics.paint("a fox", model="amused-256", steps=2, seed=1, compile=True)
+    assert len(compiles) == 2
+    assert np.abs(_pixels(compiled) - _pixels(eager)).max() <= PAINT_TOLERANCE
+    entry = next(e for e in session.current().cache.entries() if e.spec.fast)
+    assert entry.obj.fast_paths == ["channels_last", "compiled_denoiser", "compiled_vae_decoder"]  # no fused QKV in aMUSEd
 
 
 def test_paint_compile_flag_through_the_magic_and_lora_refused(ip, run, compiles):
