@@ -16,6 +16,7 @@ from . import defaults, refs
 from . import params as declared
 from . import tasks as task_helpers
 from .errors import CreativeError
+from .fast import check as fast_check
 from .session import Call, current
 
 
@@ -196,6 +197,22 @@ def _run_remote(session, task_name, spec, work, on_wait=None, on_note=None):
     return result
 
 
+def _fast(session, spec, values, sources, on_note=None, **why):
+    """The spec to run: `spec`, or with --compile its compiled copy (fast.compiled_spec), said in one progress
+    line before it first loads. A fast path that cannot apply is refused in one line (fast.check)."""
+    from . import fast
+
+    if not fast.check(spec, values, sources, **why):
+        if values.pop("compile", None):  # from %config, the panel or a recipe, where it cannot apply: the model runs eager
+            sources.pop("compile", None)
+        return spec
+    spec = fast.compiled_spec(spec, values)
+    note = fast.compile_note(spec, session.cache.loaded(spec) is not None)
+    if note:
+        (on_note or _say)(note)
+    return spec
+
+
 def _shown(values, task, name, fallback=None):
     """A merged value, or the task's house default when it was not given (for messages)."""
     value = values.get(name)
@@ -224,6 +241,7 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
     task.check(values)
     spec = session.resolve("story", values.get("model"))
     name = values.get("model") or spec.name
+    fast_check(spec, values, sources)
     values, sources = _usable(session, "story", spec, values, sources, on_note)
     if spec.kind == "remote":
         result = _run_remote(
@@ -232,6 +250,7 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
             on_wait, on_note,
         )
         return session.remember(result, call)
+    spec = _fast(session, spec, values, sources, on_note)
     result = _run(
         session, "story", spec,
         lambda text_model: task.write(text_model if spec.chat is None else text_model.used_as(spec.chat), prompt, values, sources, model_name=name, on_text=on_text),
@@ -292,13 +311,14 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     # 2. check, before anything loads; what the model cannot use
     task.check(values)
     spec = session.resolve("paint", values.get("model"))
+    fast_check(spec, values, sources)
     values, sources = _usable(session, "paint", spec, values, sources, on_note)
     # 3. the images it reads (a mask with nothing to repaint is said before any model loads)
     inputs = _paint_images(values, recipe_hashes, _namespace)
     if values.get("save"):
         media.check_folder(values["save"])
     # 4. paint: on a remote server, once, or once per cell of a sweep
-    callbacks = {"on_step": on_step, "on_preview": on_preview}
+    callbacks = {"on_step": on_step, "on_preview": on_preview, "on_note": on_note}
     if spec.kind == "remote":
         mask = inputs.get("mask")
         result = _run_remote(
@@ -367,6 +387,7 @@ def _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait):
     loras = _paint_loras(session, values, spec, model_name)
     device = devices.resolve_device(session.settings.device)
     offload = bool(getattr(session.settings, "cpu_offload", False)) and devices.is_accelerator(device)
+    spec = _fast(session, spec, values, sources, callbacks.get("on_note"), offload=offload, loras=bool(loras))
 
     def use(task_name, model_spec):
         return session.cache.use_offloaded(task_name, model_spec, device) if offload else session.cache.use(task_name, model_spec)
@@ -384,7 +405,8 @@ def _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait):
             return task.paint(
                 pipe, prompt, values, sources, spec=spec, model_name=model_name, init=inputs.get("init"), mask=inputs.get("mask"),
                 control=inputs.get("control"), controlnet=controlnet, loras=loras,
-                safety=bool(getattr(session.settings, "safety_checker", True)), offload_device=device if offload else None, **callbacks,
+                safety=bool(getattr(session.settings, "safety_checker", True)), offload_device=device if offload else None,
+                on_step=callbacks.get("on_step"), on_preview=callbacks.get("on_preview"),
             )
 
     with one_at_a_time(session, on_wait):
@@ -410,8 +432,8 @@ def _paint_loras(session, values, spec, model_name):
 class _SweepProgress:
     """One progress line over a whole sweep: the steps of the cells done, then of this one, of an estimate of all."""
 
-    def __init__(self, cells, on_step=None, on_preview=None):
-        self.cells, self.on_step, self.on_preview = cells, on_step, on_preview
+    def __init__(self, cells, on_step=None, on_preview=None, on_note=None):
+        self.cells, self.on_step, self.on_preview, self.on_note = cells, on_step, on_preview, on_note
         self.before = 0  # steps of the cells done
 
     def callbacks(self, index):
@@ -426,7 +448,7 @@ class _SweepProgress:
             if self.on_preview is not None:
                 self.on_preview(images, *overall(done, total))
 
-        return {"on_step": step, "on_preview": preview if self.on_preview is not None else None}
+        return {"on_step": step, "on_preview": preview if self.on_preview is not None else None, "on_note": self.on_note}
 
 
 def _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait):
@@ -444,7 +466,7 @@ def _paint_sweep(session, prompt, values, sources, inputs, callbacks, on_wait):
     for model in dict.fromkeys(cell["model"] for cell in cells if "model" in cell):
         if session.resolve("paint", model).kind == "remote":  # a model that is none, in one line, before the first cell paints
             raise CreativeError(f"a sweep paints with local models, and {model} is a remote one: sweep it with a loop over creative_magics.paint")
-    progress = _SweepProgress(len(cells), callbacks.get("on_step"), callbacks.get("on_preview"))
+    progress = _SweepProgress(len(cells), callbacks.get("on_step"), callbacks.get("on_preview"), callbacks.get("on_note"))
     results, interrupted = [], False
     for index, cell in enumerate(cells):
         cell_values = {**base, **cell}
@@ -505,6 +527,7 @@ def compose(description=None, *, recipe=None, on_progress=None, on_wait=None, _g
     continuation = refs.audio(values["continue_from"], _namespace, "continue") if values.get("continue_from") is not None else None
     spec = session.resolve("compose", values.get("model"))
     name = values.get("model") or spec.name
+    spec = _fast(session, spec, values, sources)
     result = _run(
         session, "compose", spec,
         lambda music_model: task.compose(

@@ -358,7 +358,7 @@ class ModelCache:
                 stats = self._stats.get(entry.spec.key, {"loads": 0, "hits": 0})
                 rows.append(
                     {
-                        "name": entry.name,
+                        "name": entry.name + (" (compiled)" if entry.spec.fast else ""),  # --compile: its own copy
                         "task": entry.task,
                         "device": entry.device,
                         "dtype": entry.dtype,

@@ -311,7 +311,18 @@ def load_model(spec, dtype, settings=None, *, resolve=None, warm=None):
     """Load `spec` on the CPU in `dtype`. Raises ModelNotAvailable with one line when it cannot be had.
 
     A fine-tuned adapter also needs `resolve(task, ref)` for its base model and `warm(spec)`, the
-    cache's warm copy of that base (or None), so the base is not read from disk again."""
+    cache's warm copy of that base (or None), so the base is not read from disk again. A spec with fast
+    paths (--compile) is loaded afresh and made fast (fast.apply): the eager copy is never changed."""
+    if spec.fast:
+        from dataclasses import replace
+
+        from . import fast
+
+        return fast.apply(_load_model(replace(spec, fast=()), dtype, settings, resolve=resolve, warm=None), spec)
+    return _load_model(spec, dtype, settings, resolve=resolve, warm=warm)
+
+
+def _load_model(spec, dtype, settings=None, *, resolve=None, warm=None):
     load = LOADERS[spec.family]
     if spec.kind == "tiny":
         with quiet():

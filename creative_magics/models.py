@@ -166,10 +166,12 @@ class ModelSpec:
     # %%story: False uses an instruct model as a base model (it continues the text; the offline model standing
     # in for gpt2 does). None: as the model says (a chat template makes it an instruct model).
     chat: object = None
+    # W2 9/9: the fast paths it loads with, e.g. (("compile", backend, mode),); a compiled model is its own cache entry
+    fast: tuple = ()
 
     @property
     def key(self):
-        return (self.family, self.source)
+        return (self.family, self.source, self.fast) if self.fast else (self.family, self.source)
 
 
 def family_of(task):

@@ -376,6 +376,8 @@ STORY = Task(
         Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True,
               remote="stream"),
         Param("greedy", "bool", None, "always take the most likely token (no sampling)", remote="temperature"),
+        Param("compile", "bool", None, "GPU fast path: a static KV cache and torch.compile of the forward (a compiled copy of the "
+              "model, compiled on its first call; later calls reuse it)"),
         Param("presence_penalty", "float", None, "remote models: > 0 steers away from tokens already used, toward new topics (-2 to 2)",
               low=-2, high=2, local=False, remote="presence_penalty"),
         Param("frequency_penalty", "float", None, "remote models: > 0 penalises tokens by how often they appeared (-2 to 2)",
@@ -445,6 +447,9 @@ PAINT = Task(
         Param("sweep", "sweeps", None, "paint one picture per value, NAME=V1,V2,... (any flag with an axis: steps, guidance, seed, "
               "scheduler, m, lora, ...); up to three make the X, Y and Z of one labelled grid", metavar="NAME=V1,V2", config=False),
         Param("yes", "bool", None, f"paint a sweep of more than {MAX_SWEEP_CELLS} pictures", config=False),
+        Param("compile", "bool", None, "GPU fast path: torch.compile of the UNet and VAE decoder, channels_last, fused QKV "
+              "projections and SDPA attention (a compiled copy of the model, compiled on its first call; later calls reuse it)",
+              a1111="Compile"),
         Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
               remote=OURS),
         Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",
@@ -493,6 +498,9 @@ STYLIZE = Task(
               metavar="LAYER", methods=("gatys",)),
         Param("style_blend", "floats", None, "weights of the style images, in order (default: equal)", low=0, metavar="W",
               config=False, methods=("gatys", "adain")),
+        Param("precision", "choice", None, "GPU fast path: fp32 (TF32 off), tf32 (TensorFloat-32 matmuls and convolutions) or amp "
+              "(autocast to bfloat16, float16 where a GPU lacks it), tf32 and amp in channels_last (default: PyTorch's settings)",
+              choices=("fp32", "tf32", "amp"), metavar="NAME", methods=("gatys", "adain", "cyclegan")),
         Param("strength", "float", None, "img2img: how much to repaint, in (0, 1]", low=0, high=1, open_low=True, methods=("img2img",)),
         Param("guidance", "float", None, "img2img: how closely to follow the text style", low=0, high=50, methods=("img2img",)),
         _seed("seed (gatys' noise init; img2img sampling), drawn and recorded when not given", methods=("gatys", "img2img")),
@@ -524,6 +532,8 @@ COMPOSE = Task(
               metavar="AUDIO", config=False, methods=("audio",)),
         Param("continue_from", "audio", None, "continue this audio (a WAV file, a variable holding an audio result, or last) with "
               "--seconds more", flags=("--continue",), metavar="AUDIO", config=False, methods=("audio",)),
+        Param("compile", "bool", None, "GPU fast path: a static KV cache and transformers' compiled decoding where it supports "
+              "the model (a copy of the model; on a GPU MusicGen already runs in float16)", methods=("audio",)),
         Param("overlap", "float", 10.0, "seconds of the piece so far that each next window continues from (default 10)", low=1, high=20,
               methods=("audio",)),
         Param("prompt_midi", "midi", None, "--midi: continue this MIDI (a .mid file, a variable holding a MIDI result, or last)",

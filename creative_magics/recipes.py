@@ -32,7 +32,7 @@ _SCHEDULER_OF_SAMPLER.update({"dpm++ 2m karras": "dpm++", "euler ancestral": "eu
 # The order A1111 writes its fields in; each maps onto the parameters declared with that `a1111` name.
 FIELD_ORDER = (
     "Steps", "Sampler", "CFG scale", "Seed", "Size", "Model", "Quality", "Style", "Denoising strength", "Init image", "Mask image",
-    "Mask blur", "Hires upscale", "Hires steps", "ControlNet 0",
+    "Mask blur", "Hires upscale", "Hires steps", "ControlNet 0", "Compile",
 )
 LOCAL_FIELDS = ("Sampler",)  # a remote model (the recipe names an endpoint) has no sampler or scheduler
 IMAGE_FIELDS = ("Init image",)  # written for image-to-image only
@@ -298,7 +298,7 @@ def parse_parameters(text):
     return "\n".join(prompt), "\n".join(negative), fields
 
 
-_CONVERT = {"int": int, "seed": int, "float": float}
+_CONVERT = {"int": int, "seed": int, "float": float, "bool": lambda text: text.strip().lower() in ("true", "1", "yes")}
 
 
 def read_recipe(path_or_image):

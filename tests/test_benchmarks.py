@@ -81,6 +81,27 @@ def test_gpu_benchmarks_stop_in_one_line_without_cuda():
     assert len(lines) == 1 and "no CUDA GPU here" in lines[0], lines
 
 
+def test_gpu_benchmarks_cpu_smoke_runs_every_row_with_the_fast_paths():
+    """W2 9/9: `gpu.py --cpu-smoke` runs every row on tiny models (torch.compile's eager backend) and prints the one
+    table, each row plain vs ours vs our fast path; the figures say nothing (the GPU run measures them)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu.py"), "--cpu-smoke"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| figure (CPU smoke run"))
+    assert "| plain library call | ours | ours, fast path | fast path vs plain |" in lines[start]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[start + 2 :] if line.startswith("|")]
+    names = [row[0] for row in rows]
+    for fragment in ("SD 1.5", "SDXL", "SD-Turbo shape 64², 1 step, batch 1", "SD-Turbo shape 64², 1 step, batch 2", "GPT-2 small",
+                     "SmolLM2-135M shape", "MusicGen-small shape", "Gatys VGG19 32², fp32", "Gatys VGG19 32², tf32", "Gatys VGG19 32², amp",
+                     "AdaIN"):
+        assert any(fragment in name for name in names), (fragment, names)
+    for row in rows:
+        assert float(row[2]) > 0 and float(row[3]) > 0, row  # plain and ours measured in the same run
+        if not row[0].startswith("Gatys"):
+            assert float(row[4]) > 0 and row[5].endswith("x"), row
+    assert lines[-1].startswith("RESULT ")
+
+
 def test_bench_remote_quick_measures_against_a_real_server():
     """W2 3/9's benchmark starts `transformers serve` itself, runs both contenders and stops the server."""
     done = subprocess.run(

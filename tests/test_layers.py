@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "creative_magics"
 LAYERS = (
     ("leaves", ("errors", "_version", "limits", "seeds", "prompts", "paths", "defaults", "hub", "devices", "memory", "hf", "params", "sweeps", "nets.layers")),
     ("parts", ("models", "media", "recipes", "audio", "midi", "synth", "results", "previews", "corpus", "finetuned", "loaders", "cache", "tiny", "nets",
-               "remote", "gguf_models", "footprint", "prompt_weights", "controls")),
+               "remote", "gguf_models", "footprint", "prompt_weights", "controls", "fast")),
     ("tasks", ("tasks",)),
     ("state", ("settings", "session")),
     ("references", ("refs",)),

@@ -306,6 +306,8 @@ def compose(music_model, description, values, sources=None, model_name="", melod
         recorded.append("continue_from")
     if windowed:
         recorded.append("overlap")
+    if values.get("compile"):
+        recorded.append("compile")
     used, used_sources = used_values(values, sources, recorded)
     recipe = make_recipe("compose", model_name, seed, description, used, used_sources, interrupted)
     return AudioResult(

@@ -788,6 +788,8 @@ def paint_recipe(prompt, values, sources, model_name, runner, mode="txt2img", in
     if loras:
         values["lora"] = [params.lora_text(name, weight) for name, _, _, weight in loras]
         recorded.append("lora")
+    if values.get("compile"):
+        recorded.append("compile")
     used, used_sources = used_values(values, sources, recorded)
     recipe = make_recipe("paint", model_name, first_seed, prompt, used, used_sources)
     for name, given in inputs.items():

@@ -181,7 +181,8 @@ def write(text_model, prompt, values, sources=None, model_name="", on_text=None)
     # 4. the recipe
     values["greedy"] = not kwargs["do_sample"]
     recorded = [name for name in RECORDED if kwargs["do_sample"] or name not in SAMPLING]
-    used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop"])
+    fast = ["compile"] if values.get("compile") else []  # --compile: the recipe re-runs on the compiled copy
+    used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop"] + fast)
     recipe = make_recipe("story", model_name, seed, prompt, used, used_sources, interrupted, system=system)
     return StoryResult(texts=texts, recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
 

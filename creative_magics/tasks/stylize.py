@@ -11,7 +11,7 @@
 Every network comes from the model cache.
 """
 
-from .. import defaults, params, seeds
+from .. import defaults, fast, params, seeds
 from ..errors import CreativeError
 from ..nets.layers import PAINTERS
 
@@ -153,8 +153,37 @@ def transfer(net, content_image, style_images, values, on_progress=None):
 
     device = next(net.parameters()).device
     dtype = next(net.parameters()).dtype
-    content = to_tensor(content_image, device, dtype)
-    styles = [to_tensor(fit_size(style, values["size"]), device, dtype) for style in style_images]
+    mode = values.get("precision")
+    with fast.precision(mode, device), in_memory_format(net, fast.memory_format(mode)) as layout:
+        content = to_tensor(content_image, device, dtype).contiguous(memory_format=layout)
+        styles = [to_tensor(fit_size(style, values["size"]), device, dtype).contiguous(memory_format=layout) for style in style_images]
+        return _optimise(net, content, content_image, styles, values, on_progress)
+
+
+def in_memory_format(net, layout):
+    """--precision tf32/amp: `net` in channels_last for the block, and back as it was after (the cached net stays as it is)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def block():
+        if layout is torch.contiguous_format:
+            yield layout
+            return
+        net.to(memory_format=layout)
+        try:
+            yield layout
+        finally:
+            net.to(memory_format=torch.contiguous_format)
+
+    return block()
+
+
+def _optimise(net, content, content_image, styles, values, on_progress):
+    import torch
+
+    device, dtype = content.device, content.dtype
     blend = values.get("style_blend") or [1.0] * len(styles)
     targets = Targets(net, content, styles, blend, values["style_layers"], values["content_layer"])
 
@@ -162,7 +191,7 @@ def transfer(net, content_image, style_images, values, on_progress=None):
     if values["init"] == "noise":
         start = torch.rand(content.shape, generator=generator).to(device=device, dtype=dtype)
     else:
-        start = content.clone()
+        start = content.clone(memory_format=torch.contiguous_format)  # L-BFGS flattens the gradient: the image stays contiguous
     image = start.requires_grad_(True)
     weights = (values["style_weight"], values["content_weight"], values["tv_weight"])
     lr = values.get("lr") or DEFAULT_LR[values["optimizer"]]
@@ -228,6 +257,10 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
     params.update(style_layers=list(values["style_layers"]), steps_done=len(history))
     if values.get("style_blend") is not None:
         params["style_blend"] = list(values["style_blend"])
+    recorded_sources = {name: sources.get(name, "default") for name in RECORDED}
+    if values.get("precision"):  # a fast path asked for is part of how the picture was made
+        params["precision"] = values["precision"]
+        recorded_sources["precision"] = sources.get("precision", "default")
     recipe = {
         "task": "stylize",
         "method": "gatys",
@@ -239,7 +272,7 @@ def stylize(net, content_image, style_images, values, sources=None, model_name="
         "style": labels.get("style") or [None] * len(style_images),
         "style_hash": [image_hash(s) for s in style_images],
         "params": params,
-        "sources": {name: sources.get(name, "default") for name in RECORDED},
+        "sources": recorded_sources,
     }
     if interrupted:
         recipe["interrupted"] = True
@@ -333,9 +366,10 @@ def adain(net, content_image, style_images, values, sources=None, model_name="",
 
     parameter = next(net.parameters())
     device, dtype = parameter.device, parameter.dtype
-    content_tensor = to_tensor(content, device, dtype)
-    style_tensors = [to_tensor(style, device, dtype) for style in styles]
-    with torch.no_grad():
+    mode = values.get("precision")
+    with fast.precision(mode, device), in_memory_format(net, fast.memory_format(mode)) as layout, torch.no_grad():
+        content_tensor = to_tensor(content, device, dtype).contiguous(memory_format=layout)
+        style_tensors = [to_tensor(style, device, dtype).contiguous(memory_format=layout) for style in styles]
         if values["preserve_color"]:  # the authors' way: the style recoloured after the content first
             style_tensors = [coral(s[0].float(), content_tensor[0].float()).to(dtype).unsqueeze(0) for s in style_tensors]
         image = to_image(net.stylize(content_tensor, style_tensors, blend, values["alpha"]))
@@ -357,8 +391,9 @@ def cyclegan(net, content_image, painter, values, sources=None, model_name="", l
     content = fit_size(content_image, size)
     check_fits(content, "content image", "cyclegan", size)
     parameter = next(net.parameters())
-    with torch.no_grad():
-        image = to_image(net.paint(to_tensor(content, parameter.device, parameter.dtype)))
+    mode = values.get("precision")
+    with fast.precision(mode, parameter.device), in_memory_format(net, fast.memory_format(mode)) as layout, torch.no_grad():
+        image = to_image(net.paint(to_tensor(content, parameter.device, parameter.dtype).contiguous(memory_format=layout)))
     if values["preserve_color"]:
         image = keep_colors(image, content)
     if on_progress is not None:
@@ -378,6 +413,9 @@ def _feed_forward_recipe(method, net, content_image, style_images, values, sourc
     if method == "adain" and values.get("style_blend") is not None:
         params["style_blend"] = list(values["style_blend"])
         used_sources["style_blend"] = (sources or {}).get("style_blend", "default")
+    if values.get("precision"):
+        params["precision"] = values["precision"]
+        used_sources["precision"] = (sources or {}).get("precision", "default")
     recipe = {
         "task": "stylize",
         "method": method,
