@@ -176,7 +176,7 @@ class CreativeMagics(Magics, Settings):
 
     def _batch(self, task, args, text, recipe, output):
         """--batch: the items through creative_magics.batch, the line's flags (and the cell's text) as their defaults."""
-        from . import batch as batching
+        from . import batches as batching
         from .views import BatchView
 
         if recipe is not None:

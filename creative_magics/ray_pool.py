@@ -63,7 +63,7 @@ class Worker:
 
     def run(self, task, index, item, defaults, given_as):
         """(index, "ok", result) or (index, "failed", one line)."""
-        from .batch import call_item
+        from .batches import call_item
 
         try:
             result = call_item(task, item, defaults, given_as)

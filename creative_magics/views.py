@@ -526,7 +526,8 @@ def batch_bundle(result):
         if getattr(slot, "kind", None) == "failed":
             lines.append(f"[{index}] {slot.error}")
         elif getattr(slot, "text", None) is not None:
-            lines.append(f"[{index}] {slot.shown_prompt}{slot.text}" if hasattr(slot, "shown_prompt") else f"[{index}] {slot.text}")
+            shown = getattr(slot, "shown_prompt", "") or slot.recipe.get("prompt") or ""
+            lines.append(f"[{index}] {shown}{slot.text}")
     bundle = {"text/plain": "\n".join(lines)}
     png = result._repr_png_()
     if png is not None:

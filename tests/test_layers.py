@@ -17,7 +17,7 @@ LAYERS = (
     ("tasks", ("tasks",)),
     ("state", ("settings", "session")),
     ("references", ("refs",)),
-    ("api", ("api", "batch", "ray_pool")),
+    ("api", ("api", "batches", "ray_pool")),
     ("views", ("views",)),
     ("front", ("magics", "control", "widgets")),
 )
