@@ -13,7 +13,7 @@ COMMANDS = (
     "panel",
     "canvas [--width W --height H]",
     "gallery",
-    "workers",
+    "workers [stop]",
 )
 
 
@@ -185,8 +185,14 @@ def _workers(magics, *rest):
     """The Ray workers of this session's batches: where each runs, its warm models and the items it did."""
     from . import ray_pool
 
+    if rest == ("stop",):
+        stopped = sum(each.size for each in ray_pool.pools().values())
+        ray_pool.shutdown()
+        print(f"Stopped {stopped} Ray worker{'s' if stopped != 1 else ''} (and the local Ray this session started)." if stopped
+              else "No Ray workers to stop.")
+        return
     if rest:
-        raise CreativeError("usage: %creative workers")
+        raise CreativeError("usage: %creative workers [stop]")
     rows = ray_pool.workers_table()
     if not rows:
         print("No Ray workers yet: %%paint --batch FILE|VAR --ray (or creative_magics.batch(..., backend='ray')) starts them.")

@@ -365,7 +365,7 @@ class CreativeMagics(Magics, Settings):
     @line_magic
     @user_errors
     def creative(self, line):
-        """%creative models | endpoints | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery | workers"""
+        """%creative models | endpoints | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery | workers [stop]"""
         from . import control
 
         try:

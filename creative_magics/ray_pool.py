@@ -16,7 +16,7 @@ ENV_PREFIXES = ("CREATIVE_MAGICS_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "PYTH
 RETRIES = 2  # times an item goes to another worker after its worker died
 INSTALL = "Ray is not installed: pip install 'creative_magics[ray]'"
 
-_pools = {}  # (address, workers) -> Pool
+_pools = {}  # address -> Pool (one per cluster: two would share, and wait on, the same CPUs)
 _started_here = [False]  # this process called ray.init (so shutdown() stops it)
 
 
@@ -138,6 +138,22 @@ class Pool:
                 self._drop(actor)
         return rows
 
+    def stop(self):
+        """End the workers; returns their PIDs (to wait for)."""
+        ray = _ray()
+        pids = []
+        for actor in self.actors:
+            try:
+                pids.append(ray.get(actor.pid.remote(), timeout=10))
+            except Exception:
+                pass
+            try:
+                ray.kill(actor)
+            except Exception:
+                pass
+        self.actors = []
+        return pids
+
     def _drop(self, actor):
         if actor in self.actors:
             self.actors.remove(actor)
@@ -181,18 +197,21 @@ class Pool:
                     free.append(actor)
                     deliver(index, failed(index, payload) if status == "failed" else payload)
         except KeyboardInterrupt:
-            for ref in flying:
-                ray.cancel(ref)
+            # The items not yet sent are cancelled; those in flight finish on their workers and are let go (ray.cancel
+            # would interrupt a worker mid-call, and may take the process and its warm models with it).
             return True
         return False
 
 
 def pool(address=None, workers=None, session=None):
-    """The pool for `address` (None: a local Ray started here), made on first use and kept."""
-    key = (address, workers)
-    found = _pools.get(key)
+    """The pool for `address` (None: a local Ray started here), made on first use and kept; asking for
+    another number of workers replaces it (its workers stop, the new ones load their models again)."""
+    found = _pools.get(address)
+    if found is not None and workers is not None and workers != found.wanted:
+        found.stop()
+        found = None
     if found is None:
-        found = _pools[key] = Pool(address, workers, session)
+        found = _pools[address] = Pool(address, workers, session)
     return found
 
 
@@ -203,24 +222,38 @@ def pools():
 def workers_table():
     """Rows for %creative workers: one per live worker of every pool."""
     rows = []
-    for (address, _), each in _pools.items():
+    for address, each in _pools.items():
         for row in each.table():
             rows.append({"address": address or "local", **row})
     return rows
 
 
-def shutdown():
-    """Stop the workers, and Ray itself when this process started it."""
+def shutdown(wait_s=30.0):
+    """Stop the workers (and wait until their processes are gone), and Ray itself when this process started it."""
     import sys
+    import time
 
     ray = sys.modules.get("ray")
-    for each in _pools.values():
-        for actor in each.actors:
-            try:
-                ray.kill(actor)
-            except Exception:
-                pass
+    pids = [pid for each in _pools.values() for pid in each.stop()]
     _pools.clear()
     if ray is not None and _started_here[0] and ray.is_initialized():
         ray.shutdown()
     _started_here[0] = False
+    deadline = time.monotonic() + wait_s
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _alive(pid):
+    """A process that exists and is not a zombie (Linux /proc; elsewhere, signal 0)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
