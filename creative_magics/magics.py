@@ -176,16 +176,14 @@ class CreativeMagics(Magics, Settings):
 
     def _batch(self, task, args, text, recipe, output):
         """--batch: the items through creative_magics.batch, the line's flags (and the cell's text) as their defaults."""
-        from . import batches as batching
+        from . import batches
         from .views import BatchView
 
-        if recipe is not None:
-            raise CreativeError("--batch and --recipe: give one of them (a batch item may hold its own recipe)")
         defaults = {name: value for name, value in given_values(task, args).items() if value is not None}
         if text is not None and str(text).strip():
-            defaults[batching.TEXT_INPUT[task]] = text
+            defaults[batches.TEXT_INPUT[task]] = text
         address = None if args.ray in (None, "local") else args.ray
-        call = lambda **shown: batching.batch(
+        call = lambda **shown: batches.batch(
             task, args.batch, "ray" if args.ray is not None else "local", address, args.workers, defaults=defaults, _given_as="flag",
             _namespace=self.shell.user_ns, **shown,
         )
@@ -198,6 +196,8 @@ class CreativeMagics(Magics, Settings):
             if args.ray is not None or args.workers is not None:
                 raise CreativeError("--ray and --workers spread a batch: add --batch FILE|VAR")
             return False
+        if getattr(args, "recipe", None) is not None:
+            raise CreativeError("--batch and --recipe: give one of them (a batch item may hold its own recipe)")
         return True
 
     # -- %%story ------------------------------------------------------------------------
@@ -212,11 +212,12 @@ class CreativeMagics(Magics, Settings):
         from .views import StoryView
 
         args = parse_flags(self.story, line)
+        batching = self._batching(args)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
         cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
-        if self._batching(args):
+        if batching:
             return self._batch("story", args, prompt, recipe, output)
         call = lambda **shown: api.story(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("story", args)
@@ -236,11 +237,12 @@ class CreativeMagics(Magics, Settings):
         from .views import ImageView
 
         args = parse_flags(self.paint, line)
+        batching = self._batching(args)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
         cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
-        if self._batching(args):
+        if batching:
             return self._batch("paint", args, prompt, recipe, output)
         call = lambda **shown: api.paint(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("paint", args)
@@ -308,6 +310,7 @@ class CreativeMagics(Magics, Settings):
         from .views import AudioView
 
         args = parse_flags(self.compose, line)
+        batching = self._batching(args)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
         wants_midi = bool(args.midi) or bool(((recipe or {}).get("params") or {}).get("midi"))
@@ -316,7 +319,7 @@ class CreativeMagics(Magics, Settings):
             save = midi.check_midi_path(args.save) if wants_midi else audio.check_wav_path(args.save)
         has_body = bool((cell or "").strip())
         description = self._prompt(cell) if has_body or (recipe is None and not wants_midi) else None
-        if self._batching(args):
+        if batching:
             if save:
                 raise CreativeError("--save writes one piece: save the items of a batch from its result (result[i].save(PATH))")
             return self._batch("compose", args, description, recipe, output)

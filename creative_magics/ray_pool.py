@@ -134,7 +134,7 @@ class Pool:
         for actor in list(self.actors):
             try:
                 rows.append(ray.get(actor.status.remote(), timeout=30))
-            except ray.exceptions.RayActorError:
+            except Exception:  # a dead worker, or Ray shut down behind our back
                 self._drop(actor)
         return rows
 
