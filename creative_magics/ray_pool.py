@@ -62,11 +62,14 @@ class Worker:
         self.items_failed = 0
 
     def run(self, task, index, item, defaults, given_as):
-        """(index, "ok", result) or (index, "failed", one line)."""
-        from .batches import call_item
+        """(index, "ok", result) or (index, "failed", one line): the item as a call of the task's Python API,
+        its values over `defaults` (as batches.call_item does here)."""
+        from . import api
 
         try:
-            result = call_item(task, item, defaults, given_as)
+            if not isinstance(item, dict):
+                raise CreativeError(f"an item is a dict of {task} parameters or a string, not {type(item).__name__}")
+            result = api.TASKS[task](**{**(defaults or {}), **item}, _given_as=given_as)
         except Exception as err:
             self.items_failed += 1
             return index, "failed", first_line(err)

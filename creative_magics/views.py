@@ -526,8 +526,8 @@ def batch_bundle(result):
         if getattr(slot, "kind", None) == "failed":
             lines.append(f"[{index}] {slot.error}")
         elif getattr(slot, "text", None) is not None:
-            shown = getattr(slot, "shown_prompt", "") or slot.recipe.get("prompt") or ""
-            lines.append(f"[{index}] {shown}{slot.text}")
+            shown = getattr(slot, "shown_prompt", "")  # a continuation goes on from the prompt; a chat model's reply follows it
+            lines.append(f"[{index}] {shown}{slot.text}" if shown else f"[{index}] {slot.recipe.get('prompt') or ''}\n    {slot.text.strip()}")
     bundle = {"text/plain": "\n".join(lines)}
     png = result._repr_png_()
     if png is not None:

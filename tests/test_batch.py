@@ -114,7 +114,7 @@ def test_story_batch_magic_shows_each_text(ip, run):
     ip.user_ns["openings"] = ["Once", "Later"]
     ran = run("%story --batch openings --seed 1 --max-new-tokens 4 -o told")
     assert ran.ok, ran.err
-    assert "[0] Once" in ran.out and "[1] Later" in ran.out
+    assert "[0] Once" in ran.out and "[1] Later" in ran.out and ran.out.index("[0] Once") < ran.out.index("[1] Later")
 
 
 @pytest.mark.parametrize(
