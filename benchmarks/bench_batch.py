@@ -60,7 +60,7 @@ def main(quick=False, n=None, steps=2):
     n = n or (8 if quick else 40)
     work = items(n, steps)
     one_by_one(work[:2])  # this process's model, warm
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         rounds = 1 if quick else 3
         times = {"here, one by one": [], "Ray, 2 workers": [], "here, one by one, 1 thread": [], "Ray, 1 worker": []}

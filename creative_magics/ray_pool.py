@@ -98,7 +98,7 @@ class Pool:
         self.address = address
         if not ray.is_initialized():
             if address is None:
-                ray.init(num_cpus=workers or min(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+                ray.init(address="local", num_cpus=workers or min(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
                 _started_here[0] = True
             else:
                 ray.init(address=address, log_to_driver=False)

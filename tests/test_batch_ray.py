@@ -29,7 +29,7 @@ def alive(pid):
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray for this file, stopped at the end: its raylet, GCS and every worker process gone."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     node = ray._private.worker._global_node
     started = [info.process.pid for infos in node.all_processes.values() for info in infos]
     workers = []
