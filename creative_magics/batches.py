@@ -10,12 +10,16 @@ The Ray backend (ray_pool.py) keeps its workers, and their warm models, for the 
 import time
 from dataclasses import dataclass, field
 
+from . import refs
 from .errors import CreativeError, first_line
 from .session import Call, current
 
 BACKENDS = ("local", "ray")
 TEXT_INPUT = {"story": "prompt", "paint": "prompt", "compose": "description", "stylize": "content"}
 CANCELLED = "cancelled (Ctrl-C) before it finished"
+# The image inputs a notebook name (a variable, `last`, `canvas`) may give: a Ray worker cannot see the notebook,
+# so those names are resolved here and the image travels with the item. Paths and URLs are left to the workers.
+NAMED_IMAGES = {"paint": ("init", "mask", "control"), "stylize": ("content", "style")}
 
 
 @dataclass
@@ -171,6 +175,43 @@ def _call_of(task, item, defaults, given_as, namespace):
     return Call(task, inputs, given, given_as, namespace)
 
 
+def _notebook_name(value, namespace):
+    """Whether `value` names something only this notebook has: `last`, a registered source (`canvas`), a variable."""
+    import os
+
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    session = current()
+    if text == "last" or session.image_source(text) is not None or session.mask_source(text) is not None:
+        return True
+    return text.isidentifier() and not os.path.exists(text) and text in refs.namespace(namespace)
+
+
+def for_workers(task, items, defaults, namespace):
+    """({index: the item's values over `defaults`, with notebook names resolved to images}, [(index, one line)]
+    for the items that cannot be sent: not a dict, or a name that gives no image)."""
+    ready, refused = {}, []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            refused.append((index, f"an item is a dict of {task} parameters or a string, not {type(item).__name__}"))
+            continue
+        values = {**(defaults or {}), **item}
+        try:
+            for name in NAMED_IMAGES.get(task, ()):
+                value = values.get(name)
+                resolve = refs.mask if name == "mask" else refs.image
+                if isinstance(value, (list, tuple)):
+                    values[name] = [resolve(v, namespace)[0] if _notebook_name(v, namespace) else v for v in value]
+                elif _notebook_name(value, namespace):
+                    values[name] = resolve(value, namespace)[0]
+        except CreativeError as err:
+            refused.append((index, first_line(err)))
+            continue
+        ready[index] = values
+    return ready, refused
+
+
 # -- the batch -----------------------------------------------------------------------------------
 
 
@@ -240,9 +281,12 @@ def batch(task, items, backend="local", address=None, workers=None, *, defaults=
         else:
             from . import ray_pool
 
+            ready, refused = for_workers(task, items, defaults, _namespace)
+            for index, error in refused:
+                deliver(index, failed(index, error))
             pool = ray_pool.pool(address, workers, session)
             used = pool.size
-            interrupted = pool.run(task, items, defaults, _given_as, deliver, failed)
+            interrupted = pool.run(task, ready, _given_as, deliver, failed)
     finally:
         bar.close()
     for index, slot in enumerate(slots):

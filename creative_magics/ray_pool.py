@@ -162,12 +162,12 @@ class Pool:
             self.actors.remove(actor)
             self.dead += 1
 
-    def run(self, task, items, defaults, given_as, deliver, failed):
-        """Each item on the first free worker; slots filled through `deliver` as results arrive, in any
-        order. Returns True when Ctrl-C stopped it (the items not done are cancelled)."""
+    def run(self, task, items, given_as, deliver, failed):
+        """Each item ({index: values}) on the first free worker; slots filled through `deliver` as results
+        arrive, in any order. Returns True when Ctrl-C stopped it (the items not done are cancelled)."""
         ray = _ray()
         self.top_up()
-        pending = collections.deque(range(len(items)))
+        pending = collections.deque(sorted(items))
         tries = collections.Counter()
         flying = {}  # ref -> (actor, index)
         free = list(self.actors)
@@ -175,7 +175,7 @@ class Pool:
             while pending or flying:
                 while pending and free:
                     actor, index = free.pop(0), pending.popleft()
-                    flying[actor.run.remote(task, index, items[index], defaults, given_as)] = (actor, index)
+                    flying[actor.run.remote(task, index, items[index], None, given_as)] = (actor, index)
                 if not flying:  # every worker died
                     for index in pending:
                         deliver(index, failed(index, "every Ray worker died before it ran"))

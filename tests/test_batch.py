@@ -150,3 +150,23 @@ def test_batch_arguments_are_checked_in_one_line(ip, kwargs, fragment):
 def test_creative_workers_without_ray_workers_says_how_to_start_them(ip, run):
     ran = run("%creative workers")
     assert ran.ok and "No Ray workers yet" in ran.out
+
+
+def test_for_ray_workers_notebook_names_become_the_images_and_paths_stay(ip, tmp_path):
+    from PIL import Image
+
+    from creative_magics import batches
+
+    photo = Image.new("RGB", (64, 64), "red")
+    path = tmp_path / "p.png"
+    photo.save(path)
+    made = creative_magics.paint("a seed picture", seed=1, **SMALL)
+    names = {"photo": photo}
+    items = [{"prompt": "a", "init": "photo"}, {"prompt": "b", "init": "last"}, {"prompt": "c", "init": str(path)},
+             {"prompt": "d", "init": "no_such_picture"}, "not a dict"]
+    ready, refused = batches.for_workers("paint", items, {"strength": 0.5}, names)
+    assert np.array_equal(np.asarray(ready[0]["init"]), np.asarray(photo)) and ready[0]["strength"] == 0.5
+    assert np.array_equal(np.asarray(ready[1]["init"]), np.asarray(made.image))
+    assert ready[2]["init"] == str(path)  # the workers open paths themselves
+    assert ready[3]["init"] == "no_such_picture"  # no such variable: left for the worker, which says so in that slot
+    assert [index for index, _ in refused] == [4] and "dict" in refused[0][1]

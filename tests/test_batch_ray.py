@@ -157,3 +157,16 @@ def test_paint_batch_magic_on_ray_with_the_line_flags_as_defaults(pool, ip, run)
     assert "on Ray (2 workers): 2 done" in ran.out
     assert [s.recipe["seed"] for s in made] == [3, 12]
     assert same_pictures(made[0], single([{"prompt": "a lantern", "seed": 3, **SMALL}])[0])
+
+
+def test_an_init_image_named_in_the_notebook_travels_with_the_items(pool, ip, run):
+    from PIL import Image
+
+    ip.user_ns["photo"] = Image.new("RGB", (64, 64), (200, 40, 40))
+    ip.user_ns["prompts"] = ["a red barn", "a red kite"]
+    ran = run("%paint --batch prompts --init photo --strength 0.5 --seed 2 --steps 2 -o redone --ray")
+    assert ran.ok, ran.err
+    redone = ip.user_ns["redone"]
+    assert not redone.failures, redone.recipe["failed"]
+    alone = single([{"prompt": p, "init": ip.user_ns["photo"], "strength": 0.5, "seed": 2, "steps": 2} for p in ip.user_ns["prompts"]])
+    assert all(same_pictures(a, b) for a, b in zip(redone, alone))
