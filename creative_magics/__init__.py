@@ -13,6 +13,7 @@ __all__ = [
     "stylize",
     "compose",
     "finetune",
+    "batch",
     "read_recipe",
     "panel",
     "canvas",
@@ -78,6 +79,14 @@ def finetune(name, data=None, **params):
     from .api import finetune as run
 
     return run(name, data, **params)
+
+
+def batch(task, items, backend="local", address=None, workers=None, **options):
+    """Run `task` once per item (dicts of its parameters, or prompts), here or on Ray workers that keep their
+    models warm; the results in item order; see `creative_magics.batch.batch`."""
+    from .batches import batch as run
+
+    return run(task, items, backend, address, workers, **options)
 
 
 def read_recipe(path_or_image):

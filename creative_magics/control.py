@@ -13,6 +13,7 @@ COMMANDS = (
     "panel",
     "canvas [--width W --height H]",
     "gallery",
+    "workers [stop]",
 )
 
 
@@ -180,6 +181,27 @@ def _gallery(magics, *rest):
     display(gallery.open_gallery())
 
 
+def _workers(magics, *rest):
+    """The Ray workers of this session's batches: where each runs, its warm models and the items it did."""
+    from . import ray_pool
+
+    if rest == ("stop",):
+        stopped = sum(each.size for each in ray_pool.pools().values())
+        ray_pool.shutdown()
+        print(f"Stopped {stopped} Ray worker{'s' if stopped != 1 else ''} (and the local Ray this session started)." if stopped
+              else "No Ray workers to stop.")
+        return
+    if rest:
+        raise CreativeError("usage: %creative workers [stop]")
+    rows = ray_pool.workers_table()
+    if not rows:
+        print("No Ray workers yet: %%paint --batch FILE|VAR --ray (or creative_magics.batch(..., backend='ray')) starts them.")
+        return
+    print(aligned(("worker", "address", "node", "pid", "device", "warm models", "loads", "items done"),
+                  [(str(i), r["address"], r["node"], str(r["pid"]), r["device"], ", ".join(r["warm"]) or "-", str(r["loads"]), str(r["items"]))
+                   for i, r in enumerate(rows)], right={3, 6, 7}))
+
+
 HANDLERS = {
     "help": _help,
     "models": _models,
@@ -190,6 +212,7 @@ HANDLERS = {
     "panel": _panel,
     "canvas": _canvas,
     "gallery": _gallery,
+    "workers": _workers,
 }
 
 

@@ -140,6 +140,16 @@ _RECIPE = argument(
 )
 
 
+_BATCH = (
+    argument("--batch", metavar="FILE|VAR", help="run once per item: a text file (one prompt per line) or a variable holding a list of "
+             "strings or dicts of parameters; the line's flags (and the cell body) are every item's defaults"),
+    argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+             help="with --batch: spread the items over Ray workers that keep their models warm; no ADDRESS starts a local Ray, "
+             "auto or ray://HOST:10001 joins a cluster"),
+    argument("--workers", type=int, default=None, metavar="N", help="with --ray: how many workers (default: one per GPU, else per CPU)"),
+)
+
+
 @magics_class
 class CreativeMagics(Magics, Settings):
     """%%story, %%paint, %%stylize, %%compose, %%finetune and %creative. Options: %config CreativeMagics."""
@@ -164,9 +174,35 @@ class CreativeMagics(Magics, Settings):
             self.shell.user_ns[output] = result
         return result
 
+    def _batch(self, task, args, text, recipe, output):
+        """--batch: the items through creative_magics.batch, the line's flags (and the cell's text) as their defaults."""
+        from . import batches
+        from .views import BatchView
+
+        defaults = {name: value for name, value in given_values(task, args).items() if value is not None}
+        if text is not None and str(text).strip():
+            defaults[batches.TEXT_INPUT[task]] = text
+        address = None if args.ray in (None, "local") else args.ray
+        call = lambda **shown: batches.batch(
+            task, args.batch, "ray" if args.ray is not None else "local", address, args.workers, defaults=defaults, _given_as="flag",
+            _namespace=self.shell.user_ns, **shown,
+        )
+        self._run(task, BatchView(task), call, output)
+
+    @staticmethod
+    def _batching(args):
+        """True with --batch; --ray or --workers without it is one line."""
+        if args.batch is None:
+            if args.ray is not None or args.workers is not None:
+                raise CreativeError("--ray and --workers spread a batch: add --batch FILE|VAR")
+            return False
+        if getattr(args, "recipe", None) is not None:
+            raise CreativeError("--batch and --recipe: give one of them (a batch item may hold its own recipe)")
+        return True
+
     # -- %%story ------------------------------------------------------------------------
 
-    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"), _words("story"))
+    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"), *_BATCH, _words("story"))
     @line_cell_magic
     @user_errors
     def story(self, line, cell=None):
@@ -176,10 +212,13 @@ class CreativeMagics(Magics, Settings):
         from .views import StoryView
 
         args = parse_flags(self.story, line)
+        batching = self._batching(args)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
         cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
+        if batching:
+            return self._batch("story", args, prompt, recipe, output)
         call = lambda **shown: api.story(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("story", args)
         )
@@ -187,7 +226,7 @@ class CreativeMagics(Magics, Settings):
 
     # -- %%paint ------------------------------------------------------------------------
 
-    @declared_flags("paint", _RECIPE, _output(".images, .image, .seeds, .recipe"), _words("paint"))
+    @declared_flags("paint", _RECIPE, _output(".images, .image, .seeds, .recipe"), *_BATCH, _words("paint"))
     @line_cell_magic
     @user_errors
     def paint(self, line, cell=None):
@@ -198,10 +237,13 @@ class CreativeMagics(Magics, Settings):
         from .views import ImageView
 
         args = parse_flags(self.paint, line)
+        batching = self._batching(args)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
         cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
+        if batching:
+            return self._batch("paint", args, prompt, recipe, output)
         call = lambda **shown: api.paint(
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("paint", args)
         )
@@ -257,6 +299,7 @@ class CreativeMagics(Magics, Settings):
                  "(several pieces: PATH-1.wav, ...)"),
         _RECIPE,
         _output(".audio, .sample_rate, .recipe; with --midi also .midi and .notes"),
+        *_BATCH,
     )
     @line_cell_magic
     @user_errors
@@ -267,6 +310,7 @@ class CreativeMagics(Magics, Settings):
         from .views import AudioView
 
         args = parse_flags(self.compose, line)
+        batching = self._batching(args)
         output = _name(args.output) if args.output else None
         recipe = self._recipe(args)
         wants_midi = bool(args.midi) or bool(((recipe or {}).get("params") or {}).get("midi"))
@@ -275,6 +319,10 @@ class CreativeMagics(Magics, Settings):
             save = midi.check_midi_path(args.save) if wants_midi else audio.check_wav_path(args.save)
         has_body = bool((cell or "").strip())
         description = self._prompt(cell) if has_body or (recipe is None and not wants_midi) else None
+        if batching:
+            if save:
+                raise CreativeError("--save writes one piece: save the items of a batch from its result (result[i].save(PATH))")
+            return self._batch("compose", args, description, recipe, output)
         call = lambda **shown: api.compose(
             description, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("compose", args)
         )
@@ -320,7 +368,7 @@ class CreativeMagics(Magics, Settings):
     @line_magic
     @user_errors
     def creative(self, line):
-        """%creative models | endpoints | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery"""
+        """%creative models | endpoints | aliases [TASK] | evict NAME|all | device auto|cpu|cuda|mps | panel | canvas | gallery | workers [stop]"""
         from . import control
 
         try:

@@ -511,3 +511,61 @@ def view_for(task, surface=None):
     if task == "stylize":
         return ImageView(label="stylize", surface=surface)
     return VIEWS[task](surface=surface)
+
+
+# -- --batch ---------------------------------------------------------------------------------
+
+
+def batch_bundle(result):
+    """The final display of a BatchResult: the pictures in one grid (PNG, not compared by nbval), and a stable
+    text: the summary, then each story's text or each slot's one line."""
+    import base64
+
+    lines = [result.summary()]
+    for index, slot in enumerate(result):
+        if getattr(slot, "kind", None) == "failed":
+            lines.append(f"[{index}] {slot.error}")
+        elif getattr(slot, "text", None) is not None:
+            shown = getattr(slot, "shown_prompt", "")  # a continuation goes on from the prompt; a chat model's reply follows it
+            lines.append(f"[{index}] {shown}{slot.text}" if shown else f"[{index}] {slot.recipe.get('prompt') or ''}\n    {slot.text.strip()}")
+    bundle = {"text/plain": "\n".join(lines)}
+    png = result._repr_png_()
+    if png is not None:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    return bundle
+
+
+class BatchView(LiveView):
+    """Shows a batch as it goes: one tqdm line over its items (throughput, ETA), then every result at once."""
+
+    def __init__(self, task="paint", surface=None):
+        super().__init__(surface)
+        self.label = f"{task} batch"
+        self.bar = None
+
+    def callbacks(self):
+        return {"on_progress": self.progress}
+
+    def progress(self, done, total, elapsed):
+        from tqdm import tqdm
+
+        if not self.rich:
+            if self.bar is None:
+                self.bar = tqdm(total=total, desc=self.label, unit="item", leave=False, file=sys.stderr)
+            self.bar.update(done - self.bar.n)
+            return
+        line = tqdm.format_meter(done, total, elapsed, ncols=80, prefix=self.label, unit="item")
+        self.live({"text/plain": line, "text/html": f"<pre style='margin:0'>{html.escape(line, quote=False)}</pre>"})
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        super().close()
+
+    def finish(self, result):
+        self.close()
+        if self.rich:
+            self.surface.show(batch_bundle(result))
+        else:
+            print(batch_bundle(result)["text/plain"])

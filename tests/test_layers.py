@@ -17,7 +17,7 @@ LAYERS = (
     ("tasks", ("tasks",)),
     ("state", ("settings", "session")),
     ("references", ("refs",)),
-    ("api", ("api",)),
+    ("api", ("api", "batches", "ray_pool")),
     ("views", ("views",)),
     ("front", ("magics", "control", "widgets")),
 )

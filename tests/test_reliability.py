@@ -275,6 +275,12 @@ CASES = [
     ("paint-unknown-endpoint", "paint", "%%paint -m nowhere:dall-e-3\na fox", "no endpoint named 'nowhere'"),
     ("paint-mistyped-alias", "paint", "%%paint -m sd-trubo\na fox", "did you mean sd-turbo"),
     ("paint-prompt-on-the-line-and-in-the-body", "paint", "%%paint -n 2 a red fox\na red fox", "not both"),
+    # --batch (W2 8/9): on %%paint, %%story and %%compose
+    ("paint-ray-without-batch", "paint", "%%paint --ray\na fox", "--ray and --workers spread a batch: add --batch FILE|VAR"),
+    ("paint-batch-unknown-name", "paint", "%%paint --batch no_such_prompts\na fox", "--batch no_such_prompts: no such variable or text file"),
+    ("paint-batch-with-recipe", "paint", "%paint --batch {files}/fake.png --recipe {files}/fake.png", "--batch and --recipe"),
+    ("story-workers-without-batch", "story", "%%story --workers 2\nOnce", "add --batch FILE|VAR"),
+    ("compose-batch-with-save", "compose", f"%compose --batch {{files}}/fake.png --save x.wav", "--save writes one piece"),
     # %stylize / %%stylize
     ("stylize-size-below-32", "stylize", "%stylize --content content --style style --size 16", "--size must be a whole number from 32 to 2048"),
     ("stylize-negative-style-weight", "stylize", "%stylize --content content --style style --style-weight -1", "style-weight must be >= 0"),
@@ -342,6 +348,7 @@ CASES = [
     ("creative-evict-unknown", "creative", "%creative evict nothing-here", "no warm model named 'nothing-here'"),
     ("creative-unknown-device", "creative", "%creative device tpu", "device must be auto, cpu, cuda, cuda:N or mps"),
     ("creative-aliases-unknown-task", "creative", "%creative aliases movies", "unknown task 'movies'"),
+    ("creative-workers-bad-argument", "creative", "%creative workers everywhere", "usage: %creative workers [stop]"),
     ("creative-canvas-too-small", "creative", "%creative canvas --width 5", "canvas width must be a whole number from 32 to 2048"),
     ("creative-panel-extra-word", "creative", "%creative panel now", "usage: %creative panel"),
     # %config CreativeMagics: refused values
