@@ -191,22 +191,28 @@ def _shown(values, task, name, fallback=None):
 
 
 def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _above=None, _namespace=None,
-          _output=None, **params):
-    """Write a story or poem from `prompt`; returns a StoryResult (`.text`, `.texts`, `.recipe`).
+          _output=None, _remember=True, **params):
+    """Write a story or poem from `prompt`; returns a StoryResult (`.text`, `.texts`, `.recipe`; `.tokens` with
+    show_probs=True).
 
-    `recipe=` re-runs a recorded recipe (its prompt, model, seed and parameters; arguments win).
-    on_text(partial result) follows the text as it is written; on_note(line) gets what is worth a line
-    (values a model cannot use, a remote server's limits; printed when not given). A model
-    `ENDPOINT:MODEL` writes on a remote OpenAI-compatible server. Parameters:
+    `recipe=` re-runs a recorded recipe (its prompt, model, seed and parameters; arguments win; a
+    continuation's or a chat reply's recipe makes it again from the start). on_text(partial result)
+    follows the text as it is written; on_note(line) gets what is worth a line (values a model cannot
+    use, a remote server's limits; printed when not given). A model `ENDPOINT:MODEL` writes on a remote
+    OpenAI-compatible server. See also continue_story, again and chat. Parameters:
     """
     from .tasks import story as task
 
+    callbacks = {"on_text": on_text, "on_wait": on_wait, "on_note": on_note}
+    if isinstance(recipe, dict) and recipe.get("task") == "story" and (recipe.get("continues") or recipe.get("messages")):
+        return _replay(recipe, params, callbacks, _given_as, _namespace, _remember)
     session, call, prompt, values, sources = _begin(
         "story", "prompt", prompt, recipe, params, _given_as, _above, _namespace, _output, "the prompt is empty: write it in the cell body, or after the flags of the line magic"
     )
     task.check(values)
     spec = session.resolve("story", values.get("model"))
     name = values.get("model") or spec.name
+    _refuse_remote_probs(spec, values, name)
     values, sources = _usable(session, "story", spec, values, sources, on_note)
     if spec.kind == "remote":
         result = _run_remote(
@@ -214,17 +220,177 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
             lambda connection: task.write_remote(connection, prompt, values, sources, model_name=name, on_text=on_text, on_note=on_note),
             on_wait, on_note,
         )
-        return session.remember(result, call)
+    else:
+        result = _run(
+            session, "story", spec,
+            lambda text_model: task.write(_as_used(text_model, spec), prompt, values, sources, model_name=name, on_text=on_text),
+            _story_out_of_memory(values), on_wait,
+        )
+    return session.remember(result, call) if _remember else result
+
+
+def _as_used(text_model, spec):
+    return text_model if spec.chat is None else text_model.used_as(spec.chat)
+
+
+def _story_out_of_memory(values):
+    return lambda: (
+        f"out of GPU memory writing {_shown(values, 'story', 'n', 1)} x {_shown(values, 'story', 'max_new_tokens')} tokens "
+        "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
+    )
+
+
+def _refuse_remote_probs(spec, values, name):
+    if spec.kind == "remote" and values.get("show_probs"):
+        raise CreativeError(
+            f"--show-probs needs each token's probabilities, and {name} (a remote endpoint) gives no logprobs here: "
+            "drop --show-probs, or use a local model"
+        )
+
+
+def _replay(recipe, params, callbacks, given_as, namespace, remember):
+    """A continuation or a chat reply made again from its recipe: the story it continues first (quietly), then it."""
+    if recipe.get("continues"):
+        parent = _replay(recipe["continues"], {}, {}, "recipe", namespace, False) if (
+            recipe["continues"].get("continues") or recipe["continues"].get("messages")) else story(recipe=recipe["continues"], _remember=False)
+        return continue_story(parent, recipe=recipe, _given_as=given_as, _namespace=namespace, _remember=remember, **callbacks, **params)
+    return chat(None, recipe=recipe, _given_as=given_as, _namespace=namespace, _remember=remember, **callbacks, **params)
+
+
+def _step_values(recipe, given, new_draw):
+    """The values of one more step after `recipe` (a continuation, a redraw): its own, less its seed when
+    this is a new draw, and always one sample."""
+    values = _recipe_values(recipe, "story")
+    values.pop("n", None)
+    if new_draw:
+        values.pop("seed", None)
+    if given.get("model") is not None and given["model"] != recipe.get("model"):
+        raise CreativeError(f"this story goes on with its own model ({recipe.get('model')}): drop -m")
+    return values
+
+
+def continue_story(result=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _namespace=None,
+                   _output=None, _remember=True, **params):
+    """%story continue: write on from where the story `result` stopped (a StoryResult, a Chat, a variable's name; None:
+    the latest story), as one text; returns a new StoryResult (the old one is unchanged). Its values are the
+    story's own (a new seed) unless given. A chat's latest reply grows in the chat too. Parameters: as story()."""
+    from .tasks import story as task
+
+    session = current()
+    given = _given("story", params)
+    parent = refs.story(result, _namespace, what="continue")
+    if parent.recipe.get("endpoint"):
+        raise CreativeError("%story continue writes on from a local model's tokens; this story came from a remote endpoint: "
+                            "give its text as a new prompt instead")
+    values, sources = _merge(session, "story", given, _given_as, _step_values(recipe or parent.recipe, given, recipe is None))
+    task.check(values)
+    spec = session.resolve("story", values.get("model"))
+    name = values.get("model") or spec.name
+    values, sources = _usable(session, "story", spec, values, sources, on_note)
     result = _run(
         session, "story", spec,
-        lambda text_model: task.write(text_model if spec.chat is None else text_model.used_as(spec.chat), prompt, values, sources, model_name=name, on_text=on_text),
-        lambda: (
-            f"out of GPU memory writing {_shown(values, 'story', 'n', 1)} x {_shown(values, 'story', 'max_new_tokens')} tokens "
-            "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
-        ),
-        on_wait,
+        lambda text_model: task.write_more(_as_used(text_model, spec), parent, values, sources, model_name=name, on_text=on_text),
+        _story_out_of_memory(values), on_wait,
     )
-    return session.remember(result, call)
+    result.parent = parent
+    _grow_chat(parent, result)
+    return session.remember(result) if _remember else result
+
+
+def again(result=None, *, on_text=None, on_wait=None, on_note=None, _given_as="argument", _namespace=None, _output=None, **params):
+    """%story again: draw the last sample of the story `result` (None: the latest story) again with a new seed, a branch
+    from the same place; returns the new StoryResult, and both keep every draw on `.branches`. The new
+    seed is recorded: its recipe makes it again. Parameters: as story()."""
+    from . import seeds
+
+    session = current()
+    base = refs.story(result, _namespace, what="again")
+    params = {name: value for name, value in params.items() if value is not None}
+    recorded = base.recipe.get("params", {})
+    if recorded.get("greedy") and "greedy" not in params and "temperature" not in params:
+        raise CreativeError("this story was written greedily, so drawing it again gives the same text: add --temperature 0.8 for a branch")
+    if params.get("seed") is None:
+        taken = {branch.recipe.get("seed") for branch in base.branches}
+        seed = seeds.choose(None)
+        while seed in taken:
+            seed = seeds.choose(None)
+        params["seed"] = seed
+    callbacks = {"on_text": on_text, "on_wait": on_wait, "on_note": on_note}
+    if base.parent is not None:
+        result = continue_story(base.parent, recipe=base.recipe, _given_as=_given_as, _namespace=_namespace, **callbacks, **params)
+    elif base.recipe.get("messages"):
+        result = chat(None, recipe=base.recipe, _given_as=_given_as, _namespace=_namespace, _redraw=base, **callbacks, **params)
+    else:
+        result = story(recipe=base.recipe, _given_as=_given_as, _namespace=_namespace, _output=_output, **callbacks, **params)
+    base.add_branch(result)
+    if base.parent is not None:
+        _grow_chat(base, result)
+    return result
+
+
+def _grow_chat(before, after):
+    """A chat whose latest reply is `before` gets `after` in its place (a continued or redrawn reply)."""
+    conversation = getattr(before, "chat", None)
+    if conversation is None or not conversation.replies or conversation.replies[-1] is not before:
+        return
+    after.chat = conversation
+    conversation.replies[-1] = after
+    conversation.messages[-1] = {"role": "assistant", "content": after.text}
+
+
+def chat(conversation, message=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _namespace=None,
+         _remember=True, _redraw=None, **params):
+    """%%story --chat NAME: `message` as the user's turn in `conversation` (a results.Chat), the instruct model's
+    reply appended; returns the reply as a StoryResult. The model and system message are the chat's own
+    unless given (then they become its own). When the conversation would overflow the model's context the
+    oldest turns are left out of the request (said in one line; the system message stays). `recipe=` (a
+    reply's) answers the same messages again. Parameters: as story()."""
+    from .results import Chat
+    from .tasks import story as task
+
+    session = current()
+    given = _given("story", params)
+    if recipe is not None:
+        messages = [dict(m) for m in recipe["messages"]]
+        recipe_values = _recipe_values(recipe, "story")
+        recipe_values.pop("n", None)
+    else:
+        if not isinstance(conversation, Chat):
+            raise CreativeError(f"chat() takes a Chat (creative_magics.results.Chat), not a {type(conversation).__name__}")
+        message = _text(message, "the message is empty: write your turn of the chat in the cell body")
+        messages = [dict(m) for m in conversation.messages] + [{"role": "user", "content": message}]
+        recipe_values = {key: value for key, value in (("model", conversation.model), ("system", conversation.system)) if value}
+    values, sources = _merge(session, "story", given, _given_as, recipe_values)
+    values["n"] = 1
+    task.check(values)
+    spec = session.resolve("story", values.get("model"))
+    name = values.get("model") or spec.name
+    _refuse_remote_probs(spec, values, name)
+    values, sources = _usable(session, "story", spec, values, sources, on_note)
+    system = values.get("system") or None
+    if spec.kind == "remote":
+        result = _run_remote(
+            session, "story", spec,
+            lambda connection: task.write_remote(connection, messages[-1]["content"], values, sources, model_name=name, on_text=on_text,
+                                                 on_note=on_note, messages=messages),
+            on_wait, on_note,
+        )
+    else:
+        result = _run(
+            session, "story", spec,
+            lambda text_model: task.reply(_as_used(text_model, spec), messages, system, values, sources, model_name=name, on_text=on_text,
+                                          on_note=on_note),
+            _story_out_of_memory(values), on_wait,
+        )
+    if _redraw is not None:
+        _grow_chat(_redraw, result)
+    elif conversation is not None:
+        conversation.add("user", message)
+        conversation.add("assistant", result.text)
+        conversation.replies.append(result)
+        conversation.model, conversation.system = name, system
+        result.chat = conversation
+    return session.remember(result) if _remember else result
 
 
 # -- %%paint ---------------------------------------------------------------------------------

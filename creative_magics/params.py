@@ -376,6 +376,8 @@ STORY = Task(
         Param("stream", "bool", True, "show the text when finished instead of as it comes", flags=("--no-stream",), negated=True,
               remote="stream"),
         Param("greedy", "bool", None, "always take the most likely token (no sampling)", remote="temperature"),
+        Param("show_probs", "bool", None, "shade each token by its probability, with the top 5 alternatives on hover "
+              "(`.tokens` on the result; local models)"),
         Param("presence_penalty", "float", None, "remote models: > 0 steers away from tokens already used, toward new topics (-2 to 2)",
               low=-2, high=2, local=False, remote="presence_penalty"),
         Param("frequency_penalty", "float", None, "remote models: > 0 penalises tokens by how often they appeared (-2 to 2)",

@@ -181,3 +181,33 @@ def recipe(ref, names=None):
             raise CreativeError(f"{str(ref).strip()!r} carries no creative_magics recipe")
         return found
     return recipes.read_recipe(ref)
+
+
+# -- STORY (%story continue / again) ---------------------------------------------------------------
+
+
+def story(ref=None, names=None, *, what="continue"):
+    """The StoryResult that `%story continue|again [NAME]` works on: None or `last` = the latest story, a
+    variable holding a StoryResult, or a Chat (its latest reply)."""
+    from .results import Chat, StoryResult
+
+    value = ref
+    if ref is None or (isinstance(ref, str) and ref.strip() == "last"):
+        value = current().last("text")
+        if value is None:
+            raise CreativeError(f"no story yet in this session: write one with %%story first, then %story {what}")
+    elif isinstance(ref, str):
+        text = ref.strip()
+        if not text.isidentifier():
+            raise CreativeError(f"%story {what} takes the name of a variable holding a story or a chat, not {text!r}")
+        names = namespace(names)
+        if text not in names:
+            raise CreativeError(f"no variable named {text!r}: give one holding a story (-o NAME) or a chat, or nothing for the latest story")
+        value = names[text]
+    if isinstance(value, Chat):
+        if not value.replies:
+            raise CreativeError(f"the chat {ref!r} has no reply of this session yet: add a turn with %%story --chat {ref}")
+        value = value.replies[-1]
+    if not isinstance(value, StoryResult):
+        raise CreativeError(f"{ref!r} holds a {type(value).__name__}, not a story (StoryResult) or a Chat: %story {what} works on those")
+    return value

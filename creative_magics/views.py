@@ -179,6 +179,8 @@ class LiveView:
 
 def story_bundle(result):
     # A raw bundle: IPython's Markdown() would read a text that names a file ("." say) from disk.
+    if getattr(result, "token_lists", None):  # --show-probs: the shaded tokens (HTML, no script)
+        return {"text/html": result.html(), "text/plain": as_text(result)}
     return {"text/markdown": result.markdown(), "text/plain": as_text(result)}
 
 
