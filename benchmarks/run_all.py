@@ -35,6 +35,7 @@ BENCHMARKS = {
     "remote": ("bench_remote.py", []),
     "midi": ("bench_midi.py", []),  # W2 6/9: %%compose --midi
     "compose-long": ("bench_compose.py", ["--long"]),  # W2 6/9: longer than the window
+    "show-probs": ("bench_show_probs.py", []),  # W2 7/9: %%story --show-probs
 }
 
 
