@@ -444,6 +444,10 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     values, sources = _usable(session, "paint", spec, values, sources, on_note)
     # 3. the images it reads (a mask with nothing to repaint is said before any model loads)
     inputs = _paint_images(values, recipe_hashes, _namespace)
+    short_prompt = None
+    if values.get("enhance"):  # the story model writes the detailed prompt first
+        short_prompt = prompt.strip()
+        prompt = _enhanced_prompt(session, short_prompt, on_wait, on_note)
     if values.get("save"):
         media.check_folder(values["save"])
     # 4. paint: on a remote server, once, or once per cell of a sweep
@@ -463,9 +467,48 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     else:
         result = _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait)
     # 5. save, remember
+    if short_prompt is not None:
+        for recipe in [result.recipe] + list(result.cells or []):
+            recipe.update(short_prompt=short_prompt, enhanced_by=_enhancer(session))
     if values.get("save"):
         result.save(values["save"])
     return session.remember(result, call)
+
+
+# %%paint --enhance: what the story model is asked; greedy, so the same short prompt gives the same long one.
+ENHANCE_REQUEST = (
+    "Rewrite this idea as one detailed prompt for an image generator: name the subject, the art style, the light and the "
+    "composition, in one line of at most 60 words. Write only the prompt.\nIdea: {prompt}\nPrompt:"
+)
+ENHANCE_TOKENS = 90
+
+
+def _enhancer(session):
+    """The story model that enhances prompts: the one %config CreativeMagics.story_defaults names, else the default."""
+    return (getattr(session.settings, "story_defaults", None) or {}).get("model") or session.resolve("story").name
+
+
+def _enhanced_prompt(session, short, on_wait=None, on_note=None):
+    """%%paint --enhance: the detailed painting prompt the story model (local or remote) writes from `short`."""
+    model = _enhancer(session)
+    written = story(
+        ENHANCE_REQUEST.format(prompt=short.strip()), model=model, greedy=True, max_new_tokens=ENHANCE_TOKENS, stream=False,
+        on_wait=on_wait, on_note=on_note, _remember=False,
+    )
+    enhanced = clean_enhanced(written.text)
+    if not enhanced:
+        (on_note or _say)(f"{model} wrote no painting prompt from {short!r}, so it is painted as written.")
+        return short
+    return enhanced
+
+
+def clean_enhanced(text):
+    """The prompt in what a story model wrote: its first paragraph, without a label or quotes around it."""
+    import re
+
+    first = next((part.strip() for part in re.split(r"\n\s*\n", text.strip()) if part.strip()), "")
+    first = re.sub(r"^(here is[^:]*:|prompt:)\s*", "", first, flags=re.IGNORECASE).strip()
+    return " ".join(first.strip("\"'` ").split())
 
 
 _IMAGE_WORDS = {"init": "init image", "mask": "mask", "control": "control image"}

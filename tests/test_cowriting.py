@@ -214,3 +214,36 @@ def test_continue_a_name_that_is_not_a_story(ip, run):
     assert_one_line_error(run("%story continue nothing_here"), "no variable named 'nothing_here'")
     assert_one_line_error(run("%story again number"), "holds a int, not a story")
     assert isinstance(ip.user_ns["number"], int) and not isinstance(ip.user_ns["number"], StoryResult)
+
+
+# -- %%paint --enhance -----------------------------------------------------------------------------------
+
+
+def test_enhance_paints_the_story_models_prompt_and_the_recipe_keeps_both(ip, run):
+    from creative_magics import api
+
+    assert run("%%paint --enhance --steps 1 --seed 3 -o enhanced\na red fox").ok
+    recipe = ip.user_ns["enhanced"].recipe
+    written = creative_magics.story(api.ENHANCE_REQUEST.format(prompt="a red fox"), model="smollm2", greedy=True,
+                                    max_new_tokens=api.ENHANCE_TOKENS)
+    assert recipe["short_prompt"] == "a red fox" and recipe["enhanced_by"] == "smollm2"
+    assert recipe["prompt"] == api.clean_enhanced(written.text) and recipe["prompt"] != "a red fox"
+    assert "enhance" not in recipe["params"]  # made again from its recipe, the long prompt is painted as it is
+    again = creative_magics.paint(recipe=recipe)
+    assert again.recipe["prompt"] == recipe["prompt"] and "short_prompt" not in again.recipe
+    assert list(again.image.getdata()) == list(ip.user_ns["enhanced"].image.getdata())
+
+
+def test_enhance_uses_the_configured_story_model(ip, run):
+    run("%config CreativeMagics.story_defaults = {'model': 'gpt2'}")
+    assert run("%%paint --enhance --steps 1 --seed 3 -o enhanced\na red fox").ok
+    assert ip.user_ns["enhanced"].recipe["enhanced_by"] == "gpt2"
+
+
+def test_clean_enhanced_takes_the_first_paragraph_without_labels():
+    from creative_magics.api import clean_enhanced
+
+    assert clean_enhanced('Here is the prompt: "A fox in snow, oil painting,\n soft light"\n\nHope it helps') == (
+        "A fox in snow, oil painting, soft light"
+    )
+    assert clean_enhanced("\n\n  ") == ""
