@@ -18,6 +18,7 @@ __all__ = [
     "compose",
     "finetune",
     "read_recipe",
+    "similar",
     "panel",
     "canvas",
     "gallery",
@@ -111,6 +112,14 @@ def finetune(name, data=None, **params):
     from .api import finetune as run
 
     return run(name, data, **params)
+
+
+def similar(query, k=5, folder=None, **options):
+    """Rank this session's results (or a folder's images and texts) by CLIP similarity to `query` (words, an
+    image, or "last") -> [(score, item)], best first; see `creative_magics.api.similar`."""
+    from .api import similar as run
+
+    return run(query, k=k, folder=folder, **options)
 
 
 def read_recipe(path_or_image):

@@ -991,6 +991,70 @@ def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_p
     return result
 
 
+# -- %creative similar ---------------------------------------------------------------------------
+
+_FOLDER_EMBEDDINGS = {}  # (path, size, mtime, model) -> vectors of a folder's file, computed once
+
+
+def similar(query, k=5, folder=None, *, model=None, _namespace=None):
+    """Rank this session's results (images by their pixels, texts by their text), or a folder's images and .txt
+    files, by CLIP similarity to `query`: a text, an image (a PIL image, an array, a result, a variable's
+    name or an image file) or "last" (the latest result, itself left out). Returns [(score, item)], best
+    first, at most `k`; an item is a result (the session's) or a file path (a folder's). Embeddings are
+    computed once: a result keeps its own, a folder's are kept per file until it changes."""
+    from .tasks import similar as task
+
+    session = current()
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise CreativeError(f"-k must be a whole number >= 1, not {k!r}")
+    query_kind, query_value, query_item = refs.similarity_query(query, _namespace)
+    if folder is not None:
+        candidates = refs.folder_items(folder, task.IMAGE_SUFFIXES, task.TEXT_SUFFIXES)
+    else:
+        candidates = [item for item in session.results if _comparable(item) and item is not query_item]
+        if not candidates:
+            raise CreativeError("no images or texts in this session yet to compare: make some with %%paint or %%story, or give --folder DIR")
+    spec = session.resolve("similar", model)
+    name = model or spec.name
+
+    def work(clip):
+        if query_kind == "image":
+            vector = task.embed_images(clip, [query_value])[0]
+        else:
+            vector = task.embed_texts(clip, [query_value])[0]
+        scored = [(item, _vectors(task, clip, item, name)) for item in candidates]
+        return task.rank(vector, scored, k)
+
+    return _run(session, "similar", spec, work, lambda: "out of GPU memory embedding the items with CLIP: try %creative device cpu")
+
+
+def _comparable(result):
+    return bool(getattr(result, "images", None)) or (getattr(result, "kind", None) == "text" and bool(getattr(result, "text", "")))
+
+
+def _vectors(task, clip, item, model):
+    """An item's embeddings under `model`, computed once: kept on a result, or per folder file (path, size, mtime)."""
+    import os
+
+    if isinstance(item, str):  # a folder's file
+        stat = os.stat(item)
+        key = (item, stat.st_size, stat.st_mtime_ns, model)
+        if key not in _FOLDER_EMBEDDINGS:
+            if item.lower().endswith(task.TEXT_SUFFIXES):
+                _FOLDER_EMBEDDINGS[key] = task.embed(clip, texts=[refs.text_file(item)])
+            else:
+                _FOLDER_EMBEDDINGS[key] = task.embed(clip, images=[refs.image(item, what="image")[0]])
+        return _FOLDER_EMBEDDINGS[key]
+    kept = getattr(item, "embeddings", None)
+    if kept is None:
+        kept = {}
+        item.embeddings = kept
+    if model not in kept:
+        images = [image for image in (getattr(item, "images", None) or []) if image is not None]
+        kept[model] = task.embed(clip, images=images) if images else task.embed(clip, texts=list(item.texts))
+    return kept[model]
+
+
 # -- for the panel: what a task would use, and making a call again -----------------------------------
 
 

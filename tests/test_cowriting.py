@@ -3,6 +3,7 @@ recipe makes again, %%story --chat sends what the chat template makes of the mes
 oldest turns (never the system message), --show-probs gives the softmax of a plain forward pass."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -247,3 +248,74 @@ def test_clean_enhanced_takes_the_first_paragraph_without_labels():
         "A fox in snow, oil painting, soft light"
     )
     assert clean_enhanced("\n\n  ") == ""
+
+
+# -- %creative similar -----------------------------------------------------------------------------------
+
+
+def square(colour, size=48):
+    from PIL import Image
+
+    return Image.new("RGB", (size, size), colour)
+
+
+@pytest.fixture()
+def squares(tmp_path):
+    folder = tmp_path / "works"
+    folder.mkdir()
+    for colour in ("green", "red", "blue"):
+        square(colour).save(folder / f"{colour}.png")
+    square("red").save(folder / "red-copy.png")
+    (folder / "poem.txt").write_text("green", encoding="utf-8")
+    (folder / "notes.md").write_text("not compared", encoding="utf-8")
+    return folder
+
+
+def test_similar_ranks_the_red_square_first_for_red_and_identical_items_score_1(ip, squares):
+    ranked = creative_magics.similar("red", k=3, folder=squares)
+    assert [os.path.basename(item) for _, item in ranked[:2]] == ["red-copy.png", "red.png"]
+    assert ranked[0][0] == pytest.approx(1.0, abs=1e-5) and ranked[1][0] == pytest.approx(1.0, abs=1e-5)
+    assert ranked[2][0] < 0.5
+    by_image = creative_magics.similar(str(squares / "blue.png"), k=1, folder=squares)
+    assert by_image == [(pytest.approx(1.0, abs=1e-5), str(squares / "blue.png"))]
+    assert creative_magics.similar("green", k=1, folder=squares)[0][0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_similar_ranks_the_sessions_results_and_keeps_their_embeddings(ip, monkeypatch):
+    from creative_magics import session as session_module
+    from creative_magics.results import ImageResult
+    from creative_magics.tasks import similar as task
+
+    results = [ImageResult(images=[square(colour)], recipe={"task": "paint", "model": "x", "seed": i}) for i, colour in enumerate(("green", "red", "blue"))]
+    for result in results:
+        session_module.current().remember(result)
+    story = creative_magics.story("Once", model="gpt2", max_new_tokens=3, seed=1)
+    calls, embed = [], task.embed
+    monkeypatch.setattr(task, "embed", lambda clip, **kw: calls.append(kw) or embed(clip, **kw))
+    ranked = creative_magics.similar("red", k=4)
+    assert ranked[0][1] is results[1] and ranked[0][0] == pytest.approx(1.0, abs=1e-5)
+    assert {id(item) for _, item in ranked} == {id(r) for r in results} | {id(story)}
+    assert "clip" in results[1].embeddings and "clip" in story.embeddings
+    kept = results[1].embeddings["clip"]
+    assert len(calls) == 4
+    creative_magics.similar("blue", k=1)
+    assert results[1].embeddings["clip"] is kept and len(calls) == 4  # computed once
+    last = creative_magics.similar("last", k=1)  # the latest result (the story) is the query, not a candidate
+    assert last[0][1] is not story
+
+
+def test_similar_from_the_magic_shows_a_strip_with_scores(ip, run, squares):
+    ran = run(f"%creative similar red -k 2 --folder {squares}")
+    assert ran.ok
+    assert "1.000  red-copy.png" in ran.out and "1.000  red.png" in ran.out
+
+
+def test_similar_bad_input_is_one_line(ip, run, tmp_path):
+    assert_one_line_error(run("%creative similar red"), "no images or texts in this session yet")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("x")
+    assert_one_line_error(run(f"%creative similar red --folder {empty}"), "holds no images")
+    assert_one_line_error(run(f"%creative similar red --folder {tmp_path}/nowhere"), "no such folder")
+    assert_one_line_error(run("%creative similar red -k none"), "-k must be a whole number")
+    assert_one_line_error(run("%creative similar"), "usage: %creative similar")
