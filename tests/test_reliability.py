@@ -347,7 +347,7 @@ CASES = [
     ("creative-similar-no-query", "creative", "%creative similar", "usage: %creative similar"),
     ("creative-similar-k-not-a-number", "creative", "%creative similar red -k many", "-k must be a whole number >= 1"),
     ("creative-similar-no-such-folder", "creative", "%creative similar red --folder {files}/nowhere", "no such folder"),
-    ("creative-similar-folder-without-works", "creative", "%creative similar red --folder {files}/not-a-model", "holds no images"),
+    ("creative-similar-folder-without-works", "creative", "%creative similar red --folder {files}/no-texts", "holds no images"),
     # %config CreativeMagics: refused values
     ("config-device", "config:story", "%config CreativeMagics.device = 'gpu'", "device must be auto, cpu, cuda, cuda:N or mps"),
     ("config-budget-below-0", "config:story", "%config CreativeMagics.memory_budget_gb = -1", "memory_budget_gb must be >= 0"),
