@@ -448,7 +448,7 @@ PAINT = Task(
               "scheduler, m, lora, ...); up to three make the X, Y and Z of one labelled grid", metavar="NAME=V1,V2", config=False),
         Param("yes", "bool", None, f"paint a sweep of more than {MAX_SWEEP_CELLS} pictures", config=False),
         Param("enhance", "bool", None, "let the story model turn the prompt into a detailed painting prompt first (subject, style, "
-              "light, composition); the recipe keeps both", remote=OURS),
+              "light, composition); the recipe keeps both", config=False, remote=OURS),
         Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
               remote=OURS),
         Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",
