@@ -1013,7 +1013,8 @@ def similar(query, k=5, folder=None, *, model=None, _namespace=None):
     else:
         candidates = [item for item in session.results if _comparable(item) and item is not query_item]
         if not candidates:
-            raise CreativeError("no images or texts in this session yet to compare: make some with %%paint or %%story, or give --folder DIR")
+            more = " else" if query_item is not None else ""
+            raise CreativeError(f"no images or texts{more} in this session yet to compare: make some with %%paint or %%story, or give --folder DIR")
     spec = session.resolve("similar", model)
     name = model or spec.name
 

@@ -230,8 +230,11 @@ def similarity_query(query, names=None):
                     return _query_of(result) + (result,)
             raise CreativeError("no images or texts in this session yet, so `last` has nothing to compare with")
         names_ = namespace(names)
-        if _is_variable_name(text) and text in names_ and not isinstance(names_[text], str):
-            return _query_of(names_[text]) + (names_[text],)
+        if _is_variable_name(text) and text in names_:
+            value = names_[text]
+            if isinstance(value, str):  # a variable holding words
+                return ("text", value, None) if value.strip() else similarity_query(value, names)
+            return _query_of(value) + (value,)
         if os.path.isfile(os.path.expanduser(text)) and os.path.splitext(text)[1].lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"):
             return ("image", image(text, names, what="query image")[0], None)
         return ("text", text, None)

@@ -319,3 +319,10 @@ def test_similar_bad_input_is_one_line(ip, run, tmp_path):
     assert_one_line_error(run(f"%creative similar red --folder {tmp_path}/nowhere"), "no such folder")
     assert_one_line_error(run("%creative similar red -k none"), "-k must be a whole number")
     assert_one_line_error(run("%creative similar"), "usage: %creative similar")
+
+
+def test_similar_takes_a_variable_holding_words_or_an_image(ip, run, squares):
+    ip.user_ns["wanted"] = "blue"
+    ip.user_ns["picture"] = square("green")
+    assert run(f"%creative similar wanted -k 1 --folder {squares}").out.startswith("1.000  blue.png")
+    assert run(f"%creative similar picture -k 1 --folder {squares}").out.startswith("1.000  green.png")
