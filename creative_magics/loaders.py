@@ -309,8 +309,9 @@ def load_cyclegan(source, dtype, settings, urls=None, **kwargs):
 def load_clip(source, dtype, settings, **kwargs):
     from transformers import CLIPModel, CLIPProcessor
 
-    processor = CLIPProcessor.from_pretrained(source, **kwargs)
-    model = CLIPModel.from_pretrained(source, **{_dtype_kwarg(): dtype}, **kwargs)
+    trust = trusts_remote_code(settings)
+    processor = CLIPProcessor.from_pretrained(source, trust_remote_code=trust, **kwargs)
+    model = CLIPModel.from_pretrained(source, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs)
     return ClipModel(model.eval(), processor)
 
 
