@@ -25,6 +25,7 @@ BENCHMARKS = {
     "load": ("bench_load.py", []),
     "cache": ("bench_cache.py", []),
     "offline": ("bench_offline.py", []),
+    "memory": ("bench_memory.py", []),  # W2 2/9: the estimate before loading vs RSS
     "story": ("bench_story.py", []),
     "paint": ("bench_paint.py", ["--threads", "1"]),
     "paint-canvas": ("bench_paint_canvas.py", ["--threads", "1"]),

@@ -87,15 +87,32 @@ def one_at_a_time(session, on_wait=None):
     flight, and says so through `on_wait`). Re-entrant, for a task that calls another (stylize's img2img paints)."""
     lock = session.generation_lock
     held = False
-    try:  # acquired inside the try, so a Ctrl-C right after acquiring still releases it
-        held = lock.acquire(blocking=False)
+    try:
+        held = _take(lock, blocking=False)
         if not held:
             (on_wait or _say_waiting)()
-            held = lock.acquire()
+            held = _take(lock, blocking=True)
         yield
     finally:
         if held:
             lock.release()
+
+
+def _take(lock, blocking):
+    """lock.acquire(), safe from a Ctrl-C that lands just after the lock was taken but before the caller
+    knows it (the panel's run ending as the person interrupts the waiting cell): the lock is then let go
+    again, never left held by a call that ended. Only this thread's own acquire is undone: a blocking one
+    waits for the lock only when this thread does not hold it already."""
+    if not blocking:
+        return lock.acquire(blocking=False)
+    try:
+        return lock.acquire()
+    except BaseException:
+        try:
+            lock.release()  # taken after all: give it back
+        except RuntimeError:  # "cannot release un-acquired lock": it was not taken
+            pass
+        raise
 
 
 def _out_of_memory(err):

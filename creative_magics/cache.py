@@ -164,7 +164,7 @@ class ModelCache:
         used first, when that is enough; else refuse in one line. Nothing is evicted for a model that
         would not fit anyway."""
         estimate = self.estimator(spec, dtype) if self.estimator is not None else None
-        if estimate is None or not estimate.peak:
+        if estimate is None or not estimate.nbytes:
             return
         need = estimate.peak
         what = f"{spec.name} needs about {footprint_text(need)} of memory in {str(dtype).replace('torch.', '')}"

@@ -7,6 +7,7 @@ safetensors library, no weights read), from a GGUF file's tensor table (every te
 the hub's safetensors headers when the model is not downloaded yet, else from the files' sizes.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -25,6 +26,9 @@ _VARIANT = re.compile(r"\.(fp16|bf16|fp32|ema|non_ema|non-ema)(\.|-\d)")
 # converted (fp16 -> float32) or a GGUF file being dequantized.
 PEAK_SAME_PRECISION = 1.15
 PEAK_CONVERTED = 1.6
+# Running a model the first time adds more than its weights: the libraries' kernels and work buffers, the
+# tokenizer. benchmarks/bench_memory.py measured 115-150 MiB beyond the weights for two text models.
+RUN_ALLOWANCE = 160 * 2**20
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,14 @@ class Estimate:
 
     nbytes: int
     converted: bool  # its weights are converted while loading (another precision, a GGUF dequantization, a pickle)
+    running: int = 0  # what running it adds beyond the weights (RUN_ALLOWANCE for a model estimated from its files)
 
     @property
     def peak(self):
-        return int(self.nbytes * (PEAK_CONVERTED if self.converted else PEAK_SAME_PRECISION))
+        return int(self.nbytes * (PEAK_CONVERTED if self.converted else PEAK_SAME_PRECISION)) + self.running
 
     def __add__(self, other):
-        return Estimate(self.nbytes + other.nbytes, self.converted or other.converted)
+        return Estimate(self.nbytes + other.nbytes, self.converted or other.converted, max(self.running, other.running))
 
 
 NOTHING = Estimate(0, False)
@@ -147,8 +152,13 @@ def folder_estimate(folder, float_bytes):
 
 
 def estimate(spec, dtype, resolve=None):
-    """The Estimate of `spec` loaded in `dtype`; None when that cannot be told without loading (a tiny
-    model, a hub model neither downloaded nor reachable)."""
+    """The Estimate of `spec` loaded in `dtype` and run (RUN_ALLOWANCE included in its peak); None when that
+    cannot be told without loading (a tiny model, a hub model neither downloaded nor reachable)."""
+    found = _weights_estimate(spec, dtype, resolve)
+    return None if found is None else dataclasses.replace(found, running=RUN_ALLOWANCE)
+
+
+def _weights_estimate(spec, dtype, resolve):
     float_bytes = element_bytes(dtype)
     kind = spec.kind
     try:
@@ -175,7 +185,7 @@ def estimate(spec, dtype, resolve=None):
         if kind == "adapter" and resolve is not None:
             from . import finetuned
 
-            base = estimate(finetuned.base_spec(spec.source, resolve), dtype, resolve)
+            base = _weights_estimate(finetuned.base_spec(spec.source, resolve), dtype, resolve)
             own = folder_estimate(spec.source, float_bytes)
             return None if base is None else base + (own or NOTHING)
         if kind == "torchvision":

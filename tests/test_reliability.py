@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -869,3 +870,27 @@ def test_200_paintings_in_a_row_do_not_grow_the_kernels_memory(ip, run):
     assert_cache_consistent(session)
     assert row_of(session, "paint")["loads"] == 1 and row_of(session, "paint")["hits"] == total - 1
     assert growth < 0.05
+
+
+def test_a_ctrl_c_landing_just_after_the_lock_was_taken_leaves_it_free():
+    """The race behind Ctrl-C while a cell waits for the panel: the panel's run ends and the waiting cell takes
+    the lock, and the interrupt lands before the cell knows it has it. The lock must not stay held."""
+    from creative_magics import api
+
+    inner = threading.RLock()
+
+    class InterruptedAfterTaking:
+        def acquire(self, blocking=True, timeout=-1):
+            if not blocking:
+                return False  # the panel's run holds it
+            inner.acquire()
+            raise KeyboardInterrupt  # the signal handler runs right after the C acquire returned
+
+        def release(self):
+            inner.release()
+
+    session = types.SimpleNamespace(generation_lock=InterruptedAfterTaking())
+    with pytest.raises(KeyboardInterrupt):
+        with api.one_at_a_time(session, on_wait=lambda: None):
+            pass
+    assert lock_is_free(inner)
