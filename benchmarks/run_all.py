@@ -37,6 +37,7 @@ BENCHMARKS = {
     "midi": ("bench_midi.py", []),  # W2 6/9: %%compose --midi
     "compose-long": ("bench_compose.py", ["--long"]),  # W2 6/9: longer than the window
     "batch": ("bench_batch.py", []),  # W2 8/9: creative_magics.batch on Ray workers vs one by one
+    "show-probs": ("bench_show_probs.py", []),  # W2 7/9: %%story --show-probs
 }
 
 

@@ -9,12 +9,17 @@ from ._version import __version__
 
 __all__ = [
     "story",
+    "continue_story",
+    "again",
+    "chat",
+    "Chat",
     "paint",
     "stylize",
     "compose",
     "finetune",
     "batch",
     "read_recipe",
+    "similar",
     "panel",
     "canvas",
     "gallery",
@@ -45,6 +50,35 @@ def story(prompt=None, **params):
     from .api import story as run
 
     return run(prompt, **params)
+
+
+def continue_story(story=None, **params):
+    """Write on from where a story stopped (None: the latest); see `creative_magics.api.continue_story`."""
+    from .api import continue_story as run
+
+    return run(story, **params)
+
+
+def again(story=None, **params):
+    """Draw a story's last sample again with a new seed (a branch); see `creative_magics.api.again`."""
+    from .api import again as run
+
+    return run(story, **params)
+
+
+def chat(conversation, message, **params):
+    """Add `message` as your turn to a `Chat` and append the instruct model's reply; see `creative_magics.api.chat`."""
+    from .api import chat as run
+
+    return run(conversation, message, **params)
+
+
+def __getattr__(name):
+    if name == "Chat":  # the class, without importing results at %load_ext
+        from .results import Chat
+
+        return Chat
+    raise AttributeError(f"module 'creative_magics' has no attribute {name!r}")
 
 
 def paint(prompt=None, **params):
@@ -87,6 +121,14 @@ def batch(task, items, backend="local", address=None, workers=None, **options):
     from .batches import batch as run
 
     return run(task, items, backend, address, workers, **options)
+
+
+def similar(query, k=5, folder=None, **options):
+    """Rank this session's results (or a folder's images and texts) by CLIP similarity to `query` (words, an
+    image, or "last") -> [(score, item)], best first; see `creative_magics.api.similar`."""
+    from .api import similar as run
+
+    return run(query, k=k, folder=folder, **options)
 
 
 def read_recipe(path_or_image):

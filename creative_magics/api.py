@@ -225,16 +225,21 @@ def _shown(values, task, name, fallback=None):
 
 
 def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _above=None, _namespace=None,
-          _output=None, **params):
-    """Write a story or poem from `prompt`; returns a StoryResult (`.text`, `.texts`, `.recipe`).
+          _output=None, _remember=True, **params):
+    """Write a story or poem from `prompt`; returns a StoryResult (`.text`, `.texts`, `.recipe`; `.tokens` with
+    show_probs=True).
 
-    `recipe=` re-runs a recorded recipe (its prompt, model, seed and parameters; arguments win).
-    on_text(partial result) follows the text as it is written; on_note(line) gets what is worth a line
-    (values a model cannot use, a remote server's limits; printed when not given). A model
-    `ENDPOINT:MODEL` writes on a remote OpenAI-compatible server. Parameters:
+    `recipe=` re-runs a recorded recipe (its prompt, model, seed and parameters; arguments win; a
+    continuation's or a chat reply's recipe makes it again from the start). on_text(partial result)
+    follows the text as it is written; on_note(line) gets what is worth a line (values a model cannot
+    use, a remote server's limits; printed when not given). A model `ENDPOINT:MODEL` writes on a remote
+    OpenAI-compatible server. See also continue_story, again and chat. Parameters:
     """
     from .tasks import story as task
 
+    callbacks = {"on_text": on_text, "on_wait": on_wait, "on_note": on_note}
+    if isinstance(recipe, dict) and recipe.get("task") == "story" and (recipe.get("continues") or recipe.get("messages")):
+        return _replay(recipe, params, callbacks, _given_as, _namespace, _remember)
     session, call, prompt, values, sources = _begin(
         "story", "prompt", prompt, recipe, params, _given_as, _above, _namespace, _output, "the prompt is empty: write it in the cell body, or after the flags of the line magic"
     )
@@ -242,6 +247,7 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
     spec = session.resolve("story", values.get("model"))
     name = values.get("model") or spec.name
     fast_check(spec, values, sources)
+    _refuse_remote_probs(spec, values, name)
     values, sources = _usable(session, "story", spec, values, sources, on_note)
     if spec.kind == "remote":
         result = _run_remote(
@@ -249,18 +255,180 @@ def story(prompt=None, *, recipe=None, on_text=None, on_wait=None, on_note=None,
             lambda connection: task.write_remote(connection, prompt, values, sources, model_name=name, on_text=on_text, on_note=on_note),
             on_wait, on_note,
         )
-        return session.remember(result, call)
+    else:
+        spec = _fast(session, spec, values, sources, on_note)
+        result = _run(
+            session, "story", spec,
+            lambda text_model: task.write(_as_used(text_model, spec), prompt, values, sources, model_name=name, on_text=on_text),
+            _story_out_of_memory(values), on_wait,
+        )
+    return session.remember(result, call) if _remember else result
+
+
+def _as_used(text_model, spec):
+    return text_model if spec.chat is None else text_model.used_as(spec.chat)
+
+
+def _story_out_of_memory(values):
+    return lambda: (
+        f"out of GPU memory writing {_shown(values, 'story', 'n', 1)} x {_shown(values, 'story', 'max_new_tokens')} tokens "
+        "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
+    )
+
+
+def _refuse_remote_probs(spec, values, name):
+    if spec.kind == "remote" and values.get("show_probs"):
+        raise CreativeError(
+            f"--show-probs needs each token's probabilities, and {name} (a remote endpoint) gives no logprobs here: "
+            "drop --show-probs, or use a local model"
+        )
+
+
+def _replay(recipe, params, callbacks, given_as, namespace, remember):
+    """A continuation or a chat reply made again from its recipe: the story it continues first (quietly), then it."""
+    if recipe.get("continues"):
+        parent = _replay(recipe["continues"], {}, {}, "recipe", namespace, False) if (
+            recipe["continues"].get("continues") or recipe["continues"].get("messages")) else story(recipe=recipe["continues"], _remember=False)
+        return continue_story(parent, recipe=recipe, _given_as=given_as, _namespace=namespace, _remember=remember, **callbacks, **params)
+    return chat(None, recipe=recipe, _given_as=given_as, _namespace=namespace, _remember=remember, **callbacks, **params)
+
+
+def _step_values(recipe, given, new_draw):
+    """The values of one more step after `recipe` (a continuation, a redraw): its own, less its seed when
+    this is a new draw, and always one sample."""
+    values = _recipe_values(recipe, "story")
+    values.pop("n", None)
+    if new_draw:
+        values.pop("seed", None)
+    if given.get("model") is not None and given["model"] != recipe.get("model"):
+        raise CreativeError(f"this story goes on with its own model ({recipe.get('model')}): drop -m")
+    return values
+
+
+def continue_story(result=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _namespace=None,
+                   _output=None, _remember=True, **params):
+    """%story continue: write on from where the story `result` stopped (a StoryResult, a Chat, a variable's name; None:
+    the latest story), as one text; returns a new StoryResult (the old one is unchanged). Its values are the
+    story's own (a new seed) unless given. A chat's latest reply grows in the chat too. Parameters: as story()."""
+    from .tasks import story as task
+
+    session = current()
+    given = _given("story", params)
+    parent = refs.story(result, _namespace, what="continue")
+    if parent.recipe.get("endpoint"):
+        raise CreativeError("%story continue writes on from a local model's tokens; this story came from a remote endpoint: "
+                            "give its text as a new prompt instead")
+    values, sources = _merge(session, "story", given, _given_as, _step_values(recipe or parent.recipe, given, recipe is None))
+    task.check(values)
+    spec = session.resolve("story", values.get("model"))
+    name = values.get("model") or spec.name
+    values, sources = _usable(session, "story", spec, values, sources, on_note)
     spec = _fast(session, spec, values, sources, on_note)
     result = _run(
         session, "story", spec,
-        lambda text_model: task.write(text_model if spec.chat is None else text_model.used_as(spec.chat), prompt, values, sources, model_name=name, on_text=on_text),
-        lambda: (
-            f"out of GPU memory writing {_shown(values, 'story', 'n', 1)} x {_shown(values, 'story', 'max_new_tokens')} tokens "
-            "even with the other models evicted: try a smaller -n or --max-new-tokens, a smaller model, or %creative device cpu"
-        ),
-        on_wait,
+        lambda text_model: task.write_more(_as_used(text_model, spec), parent, values, sources, model_name=name, on_text=on_text),
+        _story_out_of_memory(values), on_wait,
     )
-    return session.remember(result, call)
+    result.parent = parent
+    _grow_chat(parent, result)
+    return session.remember(result) if _remember else result
+
+
+def again(result=None, *, on_text=None, on_wait=None, on_note=None, _given_as="argument", _namespace=None, _output=None, **params):
+    """%story again: draw the last sample of the story `result` (None: the latest story) again with a new seed, a branch
+    from the same place; returns the new StoryResult, and both keep every draw on `.branches`. The new
+    seed is recorded: its recipe makes it again. Parameters: as story()."""
+    from . import seeds
+
+    session = current()
+    base = refs.story(result, _namespace, what="again")
+    params = {name: value for name, value in params.items() if value is not None}
+    recorded = base.recipe.get("params", {})
+    if recorded.get("greedy") and "greedy" not in params and "temperature" not in params:
+        raise CreativeError("this story was written greedily, so drawing it again gives the same text: add --temperature 0.8 for a branch")
+    if params.get("seed") is None:
+        taken = {branch.recipe.get("seed") for branch in base.branches}
+        seed = seeds.choose(None)
+        while seed in taken:
+            seed = seeds.choose(None)
+        params["seed"] = seed
+    callbacks = {"on_text": on_text, "on_wait": on_wait, "on_note": on_note}
+    if base.parent is not None:
+        result = continue_story(base.parent, recipe=base.recipe, _given_as=_given_as, _namespace=_namespace, **callbacks, **params)
+    elif base.recipe.get("messages"):
+        result = chat(None, recipe=base.recipe, _given_as=_given_as, _namespace=_namespace, _redraw=base, **callbacks, **params)
+    else:
+        result = story(recipe=base.recipe, _given_as=_given_as, _namespace=_namespace, _output=_output, **callbacks, **params)
+    base.add_branch(result)
+    if base.parent is not None:
+        _grow_chat(base, result)
+    return result
+
+
+def _grow_chat(before, after):
+    """A chat whose latest reply is `before` gets `after` in its place (a continued or redrawn reply)."""
+    conversation = getattr(before, "chat", None)
+    if conversation is None or not conversation.replies or conversation.replies[-1] is not before:
+        return
+    after.chat = conversation
+    conversation.replies[-1] = after
+    conversation.messages[-1] = {"role": "assistant", "content": after.text}
+
+
+def chat(conversation, message=None, *, recipe=None, on_text=None, on_wait=None, on_note=None, _given_as="argument", _namespace=None,
+         _remember=True, _redraw=None, **params):
+    """%%story --chat NAME: `message` as the user's turn in `conversation` (a results.Chat), the instruct model's
+    reply appended; returns the reply as a StoryResult. The model and system message are the chat's own
+    unless given (then they become its own). When the conversation would overflow the model's context the
+    oldest turns are left out of the request (said in one line; the system message stays). `recipe=` (a
+    reply's) answers the same messages again. Parameters: as story()."""
+    from .results import Chat
+    from .tasks import story as task
+
+    session = current()
+    given = _given("story", params)
+    if recipe is not None:
+        messages = [dict(m) for m in recipe["messages"]]
+        recipe_values = _recipe_values(recipe, "story")
+        recipe_values.pop("n", None)
+    else:
+        if not isinstance(conversation, Chat):
+            raise CreativeError(f"chat() takes a Chat (creative_magics.results.Chat), not a {type(conversation).__name__}")
+        message = _text(message, "the message is empty: write your turn of the chat in the cell body")
+        messages = [dict(m) for m in conversation.messages] + [{"role": "user", "content": message}]
+        recipe_values = {key: value for key, value in (("model", conversation.model), ("system", conversation.system)) if value}
+    values, sources = _merge(session, "story", given, _given_as, recipe_values)
+    values["n"] = 1
+    task.check(values)
+    spec = session.resolve("story", values.get("model"))
+    name = values.get("model") or spec.name
+    _refuse_remote_probs(spec, values, name)
+    values, sources = _usable(session, "story", spec, values, sources, on_note)
+    system = values.get("system") or None
+    if spec.kind == "remote":
+        result = _run_remote(
+            session, "story", spec,
+            lambda connection: task.write_remote(connection, messages[-1]["content"], values, sources, model_name=name, on_text=on_text,
+                                                 on_note=on_note, messages=messages),
+            on_wait, on_note,
+        )
+    else:
+        spec = _fast(session, spec, values, sources, on_note)
+        result = _run(
+            session, "story", spec,
+            lambda text_model: task.reply(_as_used(text_model, spec), messages, system, values, sources, model_name=name, on_text=on_text,
+                                          on_note=on_note),
+            _story_out_of_memory(values), on_wait,
+        )
+    if _redraw is not None:
+        _grow_chat(_redraw, result)
+    elif conversation is not None:
+        conversation.add("user", message)
+        conversation.add("assistant", result.text)
+        conversation.replies.append(result)
+        conversation.model, conversation.system = name, system
+        result.chat = conversation
+    return session.remember(result) if _remember else result
 
 
 # -- %%paint ---------------------------------------------------------------------------------
@@ -315,6 +483,10 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     values, sources = _usable(session, "paint", spec, values, sources, on_note)
     # 3. the images it reads (a mask with nothing to repaint is said before any model loads)
     inputs = _paint_images(values, recipe_hashes, _namespace)
+    short_prompt = None
+    if values.get("enhance"):  # the story model writes the detailed prompt first
+        short_prompt = prompt.strip()
+        prompt = _enhanced_prompt(session, short_prompt, on_wait, on_note)
     if values.get("save"):
         media.check_folder(values["save"])
     # 4. paint: on a remote server, once, or once per cell of a sweep
@@ -334,9 +506,48 @@ def paint(prompt=None, *, recipe=None, on_step=None, on_preview=None, on_wait=No
     else:
         result = _paint_once(session, prompt, values, sources, inputs, callbacks, on_wait)
     # 5. save, remember
+    if short_prompt is not None:
+        for recipe in [result.recipe] + list(result.cells or []):
+            recipe.update(short_prompt=short_prompt, enhanced_by=_enhancer(session))
     if values.get("save"):
         result.save(values["save"])
     return session.remember(result, call)
+
+
+# %%paint --enhance: what the story model is asked; greedy, so the same short prompt gives the same long one.
+ENHANCE_REQUEST = (
+    "Rewrite this idea as one detailed prompt for an image generator: name the subject, the art style, the light and the "
+    "composition, in one line of at most 60 words. Write only the prompt.\nIdea: {prompt}\nPrompt:"
+)
+ENHANCE_TOKENS = 90
+
+
+def _enhancer(session):
+    """The story model that enhances prompts: the one %config CreativeMagics.story_defaults names, else the default."""
+    return (getattr(session.settings, "story_defaults", None) or {}).get("model") or session.resolve("story").name
+
+
+def _enhanced_prompt(session, short, on_wait=None, on_note=None):
+    """%%paint --enhance: the detailed painting prompt the story model (local or remote) writes from `short`."""
+    model = _enhancer(session)
+    written = story(
+        ENHANCE_REQUEST.format(prompt=short.strip()), model=model, greedy=True, max_new_tokens=ENHANCE_TOKENS, stream=False,
+        on_wait=on_wait, on_note=on_note, _remember=False,
+    )
+    enhanced = clean_enhanced(written.text)
+    if not enhanced:
+        (on_note or _say)(f"{model} wrote no painting prompt from {short!r}, so it is painted as written.")
+        return short
+    return enhanced
+
+
+def clean_enhanced(text):
+    """The prompt in what a story model wrote: its first paragraph, without a label or quotes around it."""
+    import re
+
+    first = next((part.strip() for part in re.split(r"\n\s*\n", text.strip()) if part.strip()), "")
+    first = re.sub(r"^(here is[^:]*:|prompt:)\s*", "", first, flags=re.IGNORECASE).strip()
+    return " ".join(first.strip("\"'` ").split())
 
 
 _IMAGE_WORDS = {"init": "init image", "mask": "mask", "control": "control image"}
@@ -820,6 +1031,71 @@ def _stylize_img2img(session, call, content, style, prompt, given, on_step, on_p
     session.calls["stylize"] = call
     session.last_task = "stylize"
     return result
+
+
+# -- %creative similar ---------------------------------------------------------------------------
+
+_FOLDER_EMBEDDINGS = {}  # (path, size, mtime, model) -> vectors of a folder's file, computed once
+
+
+def similar(query, k=5, folder=None, *, model=None, _namespace=None):
+    """Rank this session's results (images by their pixels, texts by their text), or a folder's images and .txt
+    files, by CLIP similarity to `query`: a text, an image (a PIL image, an array, a result, a variable's
+    name or an image file) or "last" (the latest result, itself left out). Returns [(score, item)], best
+    first, at most `k`; an item is a result (the session's) or a file path (a folder's). Embeddings are
+    computed once: a result keeps its own, a folder's are kept per file until it changes."""
+    from .tasks import similar as task
+
+    session = current()
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise CreativeError(f"-k must be a whole number >= 1, not {k!r}")
+    query_kind, query_value, query_item = refs.similarity_query(query, _namespace)
+    if folder is not None:
+        candidates = refs.folder_items(folder, task.IMAGE_SUFFIXES, task.TEXT_SUFFIXES)
+    else:
+        candidates = [item for item in session.results if _comparable(item) and item is not query_item]
+        if not candidates:
+            more = " else" if query_item is not None else ""
+            raise CreativeError(f"no images or texts{more} in this session yet to compare: make some with %%paint or %%story, or give --folder DIR")
+    spec = session.resolve("similar", model)
+    name = model or spec.name
+
+    def work(clip):
+        if query_kind == "image":
+            vector = task.embed_images(clip, [query_value])[0]
+        else:
+            vector = task.embed_texts(clip, [query_value])[0]
+        scored = [(item, _vectors(task, clip, item, name)) for item in candidates]
+        return task.rank(vector, scored, k)
+
+    return _run(session, "similar", spec, work, lambda: "out of GPU memory embedding the items with CLIP: try %creative device cpu")
+
+
+def _comparable(result):
+    return bool(getattr(result, "images", None)) or (getattr(result, "kind", None) == "text" and bool(getattr(result, "text", "")))
+
+
+def _vectors(task, clip, item, model):
+    """An item's embeddings under `model`, computed once: kept on a result, or per folder file (path, size, mtime)."""
+    import os
+
+    if isinstance(item, str):  # a folder's file
+        stat = os.stat(item)
+        key = (item, stat.st_size, stat.st_mtime_ns, model)
+        if key not in _FOLDER_EMBEDDINGS:
+            if item.lower().endswith(task.TEXT_SUFFIXES):
+                _FOLDER_EMBEDDINGS[key] = task.embed(clip, texts=[refs.text_file(item)])
+            else:
+                _FOLDER_EMBEDDINGS[key] = task.embed(clip, images=[refs.image(item, what="image")[0]])
+        return _FOLDER_EMBEDDINGS[key]
+    kept = getattr(item, "embeddings", None)
+    if kept is None:
+        kept = {}
+        item.embeddings = kept
+    if model not in kept:
+        images = [image for image in (getattr(item, "images", None) or []) if image is not None]
+        kept[model] = task.embed(clip, images=images) if images else task.embed(clip, texts=list(item.texts))
+    return kept[model]
 
 
 # -- for the panel: what a task would use, and making a call again -----------------------------------

@@ -14,6 +14,7 @@ COMMANDS = (
     "canvas [--width W --height H]",
     "gallery",
     "workers [stop]",
+    "similar QUERY|last [-k K] [--folder DIR]",
 )
 
 
@@ -202,7 +203,38 @@ def _workers(magics, *rest):
                    for i, r in enumerate(rows)], right={3, 6, 7}))
 
 
+def _similar(magics, *rest):
+    """%creative similar QUERY|last [-k K] [--folder DIR]: the best matches as a strip with their scores."""
+    from IPython.display import display
+
+    from . import api
+    from .views import similar_bundle
+
+    words, k, folder = [], 5, None
+    rest = list(rest)
+    while rest:
+        word = rest.pop(0)
+        if word in ("-k", "--k", "--folder"):
+            if not rest:
+                raise CreativeError(f"{word} needs a value: %creative similar QUERY|last [-k K] [--folder DIR]")
+            value = rest.pop(0)
+            if word == "--folder":
+                folder = value
+            else:
+                try:
+                    k = int(value)
+                except ValueError:
+                    raise CreativeError(f"-k must be a whole number >= 1, not {value!r}") from None
+        else:
+            words.append(word)
+    if not words:
+        raise CreativeError("usage: %creative similar QUERY|last [-k K] [--folder DIR] (QUERY: words, an image file or a variable)")
+    ranked = api.similar(" ".join(words), k=k, folder=folder, _namespace=magics.shell.user_ns if magics.shell is not None else None)
+    display(similar_bundle(ranked), raw=True)
+
+
 HANDLERS = {
+    "similar": _similar,
     "help": _help,
     "models": _models,
     "endpoints": _endpoints,

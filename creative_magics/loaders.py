@@ -67,6 +67,18 @@ class MidiModel:
         return self
 
 
+@dataclass(eq=False)
+class ClipModel:
+    """%creative similar: a CLIPModel and its processor (image preprocessing and tokenizer)."""
+
+    model: object
+    processor: object
+
+    def to(self, device=None, dtype=None):
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+
 _dtype_kwarg = dtype_kwarg
 
 
@@ -294,8 +306,18 @@ def load_cyclegan(source, dtype, settings, urls=None, **kwargs):
     return net.to(dtype=dtype)
 
 
+def load_clip(source, dtype, settings, **kwargs):
+    from transformers import CLIPModel, CLIPProcessor
+
+    trust = trusts_remote_code(settings)
+    processor = CLIPProcessor.from_pretrained(source, trust_remote_code=trust, **kwargs)
+    model = CLIPModel.from_pretrained(source, trust_remote_code=trust, **{_dtype_kwarg(): dtype}, **kwargs)
+    return ClipModel(model.eval(), processor)
+
+
 LOADERS = {
     "causal_lm": load_causal_lm,
+    "clip": load_clip,
     "diffusion": load_diffusion,
     "musicgen": load_musicgen,
     "midi": load_midi_lm,
@@ -563,7 +585,7 @@ def verify_weights(path, item, digest=None, name=None):
 
 
 # The file every saved model folder of a family has (save_pretrained writes it first).
-FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "midi": "config.json", "diffusion": "model_index.json", "controlnet": "config.json"}
+FOLDER_MARKERS = {"causal_lm": "config.json", "musicgen": "config.json", "midi": "config.json", "diffusion": "model_index.json", "controlnet": "config.json", "clip": "config.json"}
 
 
 

@@ -202,18 +202,30 @@ class CreativeMagics(Magics, Settings):
 
     # -- %%story ------------------------------------------------------------------------
 
-    @declared_flags("story", _RECIPE, _output(".text, .texts, .recipe"), *_BATCH, _words("story"))
+    @declared_flags(
+        "story", _RECIPE, _output(".text, .texts, .recipe; .branches, .tokens"), *_BATCH, _words("story"),
+        argument("--chat", metavar="NAME", help="the cell is your turn in the chat held in variable NAME (made when absent); "
+                 "the instruct model's reply is added to it"),
+    )
     @line_cell_magic
     @user_errors
     def story(self, line, cell=None):
         """Write a story or poem; the cell body is the prompt (`{name}` inserts a variable).
-        As a line magic, `%story [flags] PROMPT...` takes the words after the flags as the prompt."""
+        As a line magic, `%story [flags] PROMPT...` takes the words after the flags as the prompt.
+        `%story continue [NAME] [flags]` writes on from where a story stopped (the latest, or NAME's);
+        `%story again [NAME]` draws its last sample again with a new seed (a branch, kept on `.branches`).
+        `%%story --chat NAME` adds the cell to the chat in NAME and appends the model's reply."""
         from . import api
         from .views import StoryView
 
+        words = split_line(line)
+        if cell is None and words and words[0] in ("continue", "again"):
+            return self._story_step(words[0], words[1:])
         args = parse_flags(self.story, line)
         batching = self._batching(args)
         output = _name(args.output) if args.output else None
+        if args.chat is not None:
+            return self._story_chat(args, cell, output)
         recipe = self._recipe(args)
         cell = line_prompt(args, cell) or cell
         prompt = self._prompt(cell) if (cell or "").strip() or recipe is None else None
@@ -223,6 +235,48 @@ class CreativeMagics(Magics, Settings):
             prompt, recipe=recipe, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("story", args)
         )
         self._run("story", StoryView(), call, output)
+
+    def _story_step(self, step, words):
+        """%story continue|again [NAME] [flags]."""
+        from . import api
+        from .views import StoryView
+
+        args = parse_flags(self.story, shlex.join(words))
+        if args.recipe is not None or args.chat is not None:
+            raise CreativeError(f"%story {step} works on a story (NAME, or the latest): it takes no --recipe or --chat")
+        names = args.words or []
+        if len(names) > 1:
+            raise CreativeError(f"%story {step} takes one NAME (a variable holding a story or a chat), not {' '.join(names)!r}")
+        output = _name(args.output) if args.output else None
+        run = api.continue_story if step == "continue" else api.again
+        call = lambda **shown: run(
+            names[0] if names else None, _given_as="flag", _namespace=self.shell.user_ns, _output=output, **shown, **given_values("story", args)
+        )
+        self._run("story", StoryView(), call, output)
+
+    def _story_chat(self, args, cell, output):
+        """%%story --chat NAME: the cell is the user's turn in the Chat held in NAME."""
+        from . import api
+        from .results import Chat
+        from .views import StoryView
+
+        name = args.chat
+        if not name.isidentifier():
+            raise CreativeError(f"--chat needs a Python variable name for the chat, not {name!r}")
+        if args.recipe is not None:
+            raise CreativeError("--chat adds a turn to a chat: it takes no --recipe")
+        message = line_prompt(args, cell, what="message") or cell
+        if not (message or "").strip():
+            raise CreativeError(f"the message is empty: write your turn of the chat in the body of the %%story --chat {name} cell")
+        existing = self.shell.user_ns.get(name)
+        if existing is not None and not isinstance(existing, Chat):
+            raise CreativeError(f"{name!r} holds a {type(existing).__name__}, not a Chat: choose another name for the chat")
+        conversation = existing if existing is not None else Chat()
+        call = lambda **shown: api.chat(
+            conversation, self._prompt(message), _given_as="flag", _namespace=self.shell.user_ns, **shown, **given_values("story", args)
+        )
+        self._run("story", StoryView(), call, output)
+        self.shell.user_ns[name] = conversation
 
     # -- %%paint ------------------------------------------------------------------------
 

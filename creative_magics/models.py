@@ -21,6 +21,7 @@ TASK_FAMILY = {
     "stylize": "vgg",
     "compose": "musicgen",
     "midi": "midi",  # -- %%compose --midi: symbolic music (notes), listed by `%creative aliases` as its own task
+    "similar": "clip",  # %creative similar: image and text embeddings
 }
 
 # %stylize's methods each run a network of their own; img2img runs a paint model.
@@ -102,10 +103,13 @@ BUILTIN_ALIASES = {
     "amt-small": Alias("midi", "stanford-crfm/music-small-800k", "tiny-amt", "Anticipatory Music Transformer 128M, --midi"),
     "amt-medium": Alias("midi", "stanford-crfm/music-medium-800k", "tiny-amt", "Anticipatory Music Transformer 360M, --midi"),
     "amt-large": Alias("midi", "stanford-crfm/music-large-800k", "tiny-amt", "Anticipatory Music Transformer 780M, --midi"),
+    # %creative similar: CLIP's image and text embeddings rank results against a query
+    "clip": Alias("clip", "openai/clip-vit-base-patch32", "tiny-clip", "CLIP ViT-B/32: images and texts in one embedding space"),
 }
 
 # The model each task uses when none is named.
-DEFAULT_MODELS = {"story": "smollm2", "paint": "sd-turbo", "stylize": "vgg19", "compose": "musicgen-small", "midi": "amt-small"}
+DEFAULT_MODELS = {"story": "smollm2", "paint": "sd-turbo", "stylize": "vgg19", "compose": "musicgen-small", "midi": "amt-small",
+                  "similar": "clip"}
 # %stylize's default network per method (cyclegan's comes from the painter: cyclegan-<painter>).
 METHOD_MODELS = {"gatys": "vgg19", "adain": "adain"}
 
@@ -143,6 +147,7 @@ TINY_FAMILY = {
     "tiny-musicgen": "musicgen",
     "tiny-musicgen-melody": "musicgen",
     "tiny-amt": "midi",
+    "tiny-clip": "clip",
 }
 
 _HUB_ID = re.compile(r"^[\w.\-]{1,96}(/[\w.\-]{1,96})?$")

@@ -378,6 +378,8 @@ STORY = Task(
         Param("greedy", "bool", None, "always take the most likely token (no sampling)", remote="temperature"),
         Param("compile", "bool", None, "GPU fast path: a static KV cache and torch.compile of the forward (a compiled copy of the "
               "model, compiled on its first call; later calls reuse it)"),
+        Param("show_probs", "bool", None, "shade each token by its probability, with the top 5 alternatives on hover "
+              "(`.tokens` on the result; local models)"),
         Param("presence_penalty", "float", None, "remote models: > 0 steers away from tokens already used, toward new topics (-2 to 2)",
               low=-2, high=2, local=False, remote="presence_penalty"),
         Param("frequency_penalty", "float", None, "remote models: > 0 penalises tokens by how often they appeared (-2 to 2)",
@@ -450,6 +452,8 @@ PAINT = Task(
         Param("compile", "bool", None, "GPU fast path: torch.compile of the UNet and VAE decoder, channels_last, fused QKV "
               "projections and SDPA attention (a compiled copy of the model, compiled on its first call; later calls reuse it)",
               a1111="Compile"),
+        Param("enhance", "bool", None, "let the story model turn the prompt into a detailed painting prompt first (subject, style, "
+              "light, composition); the recipe keeps both", config=False, remote=OURS),
         Param("save", "path", None, "also write the images as PNGs with their recipes into this folder", metavar="DIR", config=False,
               remote=OURS),
         Param("batch_pos", "int", None, "the image of a batch a recipe stands for", low=0, magic=False, config=False, a1111="Batch pos",

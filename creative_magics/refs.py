@@ -181,3 +181,85 @@ def recipe(ref, names=None):
             raise CreativeError(f"{str(ref).strip()!r} carries no creative_magics recipe")
         return found
     return recipes.read_recipe(ref)
+
+
+# -- STORY (%story continue / again) ---------------------------------------------------------------
+
+
+def story(ref=None, names=None, *, what="continue"):
+    """The StoryResult that `%story continue|again [NAME]` works on: None or `last` = the latest story, a
+    variable holding a StoryResult, or a Chat (its latest reply)."""
+    from .results import Chat, StoryResult
+
+    value = ref
+    if ref is None or (isinstance(ref, str) and ref.strip() == "last"):
+        value = current().last("text")
+        if value is None:
+            raise CreativeError(f"no story yet in this session: write one with %%story first, then %story {what}")
+    elif isinstance(ref, str):
+        text = ref.strip()
+        if not text.isidentifier():
+            raise CreativeError(f"%story {what} takes the name of a variable holding a story or a chat, not {text!r}")
+        names = namespace(names)
+        if text not in names:
+            raise CreativeError(f"no variable named {text!r}: give one holding a story (-o NAME) or a chat, or nothing for the latest story")
+        value = names[text]
+    if isinstance(value, Chat):
+        if not value.replies:
+            raise CreativeError(f"the chat {ref!r} has no reply of this session yet: add a turn with %%story --chat {ref}")
+        value = value.replies[-1]
+    if not isinstance(value, StoryResult):
+        raise CreativeError(f"{ref!r} holds a {type(value).__name__}, not a story (StoryResult) or a Chat: %story {what} works on those")
+    return value
+
+
+# -- %creative similar ---------------------------------------------------------------------------
+
+
+def similarity_query(query, names=None):
+    """("text"|"image", the text or PIL image, the session result it is or None) for %creative similar's QUERY:
+    `last` (the latest result), a variable holding an image, a result or a text, an image file, or words."""
+    session = current()
+    if isinstance(query, str):
+        text = query.strip()
+        if not text:
+            raise CreativeError("the query is empty: give words, an image (a file or a variable) or last")
+        if text == "last":
+            for result in reversed(list(session.results)):
+                if getattr(result, "images", None) or getattr(result, "kind", None) == "text":
+                    return _query_of(result) + (result,)
+            raise CreativeError("no images or texts in this session yet, so `last` has nothing to compare with")
+        names_ = namespace(names)
+        if _is_variable_name(text) and text in names_:
+            value = names_[text]
+            if isinstance(value, str):  # a variable holding words
+                return ("text", value, None) if value.strip() else similarity_query(value, names)
+            return _query_of(value) + (value,)
+        if os.path.isfile(os.path.expanduser(text)) and os.path.splitext(text)[1].lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"):
+            return ("image", image(text, names, what="query image")[0], None)
+        return ("text", text, None)
+    return _query_of(query) + (query,)
+
+
+def _query_of(value):
+    from .results import StoryResult
+
+    if isinstance(value, StoryResult):
+        return ("text", value.text)
+    return ("image", media.open_image(value, "query image")[0])
+
+
+def folder_items(folder, image_suffixes, text_suffixes):
+    """The image and text files of `folder` (not its subfolders), sorted; one line when there are none."""
+    path = os.path.expanduser(str(folder))
+    if not os.path.isdir(path):
+        raise CreativeError(f"--folder {folder}: no such folder")
+    files = sorted(os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(tuple(image_suffixes) + tuple(text_suffixes)))
+    if not files:
+        raise CreativeError(f"--folder {folder} holds no images ({', '.join(image_suffixes)}) or texts (.txt) to compare")
+    return files
+
+
+def text_file(path):
+    with open(path, encoding="utf-8", errors="replace") as source:
+        return source.read()

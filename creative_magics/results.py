@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 @dataclass(eq=False)
 class StoryResult:
-    """Text made by %%story. `.text` is the first sample, `.texts` all of them."""
+    """Text made by %%story. `.text` is the first sample, `.texts` all of them; `.branches` the samples
+    `%story again` drew from the same place (this one among them); `.tokens` with --show-probs."""
 
     texts: list
     recipe: dict
@@ -15,16 +16,48 @@ class StoryResult:
     shown_prompt: str = ""
     interrupted: bool = False
     kind: str = field(default="text", init=False)
+    # each sample's token ids, the context included (what %story continue writes on from); local models only
+    ids: list = field(default=None, repr=False)
+    prompt_tokens: int = field(default=0, repr=False)  # where the story's own text starts in `ids`
+    token_lists: list = field(default=None, repr=False)  # --show-probs: `.tokens` of each sample
+    parent: object = field(default=None, repr=False)  # the story this one continues (%story continue)
+    chat: object = field(default=None, repr=False)  # the Chat this is a reply of (%%story --chat)
+    _branches: list = field(default=None, repr=False)
 
     @property
     def text(self):
         return self.texts[0] if self.texts else ""
 
+    @property
+    def branches(self):
+        """Every draw from the same place, in order: the first sample, then each `%story again`."""
+        return list(self._branches) if self._branches else [self]
+
+    def add_branch(self, other):
+        """Keep `other` (a redraw of this one) among the branches of this one and of `other`."""
+        if self._branches is None:
+            self._branches = [self]
+        self._branches.append(other)
+        other._branches = self._branches
+
+    @property
+    def tokens(self):
+        """--show-probs: [(text, prob, [(alternative, prob), ...])] of each new token of the first sample
+        (None when not asked for)."""
+        return self.token_lists[0] if self.token_lists else None
+
     def markdown(self):
         return story_markdown(self.shown_prompt, self.texts, self.recipe.get("seed"), self.interrupted)
 
+    def html(self):
+        """--show-probs: each new token shaded by how unlikely it was, its alternatives on hover (title)."""
+        return probs_html(self.shown_prompt, self.token_lists or [], self.interrupted) if self.token_lists else None
+
     def _repr_markdown_(self):
-        return self.markdown()
+        return None if self.token_lists else self.markdown()
+
+    def _repr_html_(self):
+        return self.html()
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(repr(self))
@@ -36,7 +69,89 @@ class StoryResult:
         model, seed = self.recipe.get("model"), self.recipe.get("seed")
         head = self.text[:60].replace("\n", " ")
         more = f", {len(self.texts)} samples" if len(self.texts) > 1 else ""
+        if len(self.branches) > 1:
+            more += f", branch {self.branches.index(self) + 1} of {len(self.branches)}"
         return f"<StoryResult {model} seed={seed}{more}: {head!r}{'...' if len(self.text) > 60 else ''}>"
+
+
+def _shade(prob):
+    """The background of a token: clear when the model was sure, orange as it hesitated."""
+    return f"rgba(255, 140, 0, {0.6 * (1 - prob):.2f})"
+
+
+def probs_html(shown_prompt, token_lists, interrupted=False):
+    """The samples as HTML: each token a span shaded by its probability, with the top alternatives in its
+    title (shown on hover by every browser: no script, so JupyterLab, Notebook 7 and Colab all show it)."""
+    parts = []
+    for index, tokens in enumerate(token_lists):
+        spans = []
+        for text, prob, alternatives in tokens:
+            if not text:
+                continue
+            title = f"p = {prob:.2f}\n" + "\n".join(f"{alt!r} {p:.2f}" for alt, p in alternatives)
+            spans.append(f'<span style="background-color: {_shade(prob)}" title="{escape_html(title)}">{escape_html(text)}</span>')
+        head = f"<b>Sample {index + 1}</b><br>" if len(token_lists) > 1 else ""
+        prompt = f"<b>{escape_html(shown_prompt)}</b>" if shown_prompt else ""
+        parts.append(f'<div style="white-space: pre-wrap; line-height: 1.6">{head}{prompt}{"".join(spans)}</div>')
+    legend = '<div style="font-size: smaller; opacity: 0.7">shaded by how unlikely each token was; hover a token for the model\'s top 5</div>'
+    return "<hr>".join(parts) + ("<div><i>(stopped)</i></div>" if interrupted else "") + legend
+
+
+@dataclass(eq=False)
+class Chat:
+    """A conversation with an instruct model (%%story --chat NAME): `.messages` (user and assistant turns,
+    {"role", "content"}), `.system`, `.model`. Shows as a conversation; `.save(path)` / `Chat.load(path)` as JSON."""
+
+    messages: list = field(default_factory=list)
+    system: str = None
+    model: str = None
+    replies: list = field(default_factory=list, repr=False)  # the StoryResult of each reply, with its recipe
+    kind: str = field(default="chat", init=False)
+
+    def add(self, role, content):
+        self.messages.append({"role": role, "content": content})
+
+    def to_dict(self):
+        return {"system": self.system, "model": self.model, "messages": [dict(m) for m in self.messages]}
+
+    def save(self, path):
+        import json
+
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(self.to_dict(), out, ensure_ascii=False, indent=1)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        import json
+
+        from .errors import CreativeError
+
+        try:
+            with open(path, encoding="utf-8") as source:
+                data = json.load(source)
+        except (OSError, ValueError) as err:
+            raise CreativeError(f"cannot read a chat from {path!r}: {err}") from None
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in messages):
+            raise CreativeError(f"{path!r} is not a saved chat: it needs a 'messages' list of {{'role', 'content'}}")
+        return cls(messages=[{"role": m["role"], "content": m["content"]} for m in messages], system=data.get("system"), model=data.get("model"))
+
+    def markdown(self):
+        lines = [f"*system:* {escape_markdown(self.system)}"] if self.system else []
+        for message in self.messages:
+            who = "**you:**" if message["role"] == "user" else f"**{escape_markdown(self.model or message['role'])}:**"
+            lines.append(f"{who} {hard_breaks(escape_markdown(message['content']))}")
+        return "\n\n".join(lines) or "*(an empty chat)*"
+
+    def _repr_markdown_(self):
+        return self.markdown()
+
+    def _repr_pretty_(self, printer, cycle):
+        printer.text(repr(self))
+
+    def __repr__(self):
+        return f"<Chat {self.model} {len(self.messages)} messages>"
 
 
 # Characters that start something in inline Markdown: emphasis, code, links and images, HTML and entities,

@@ -179,6 +179,8 @@ class LiveView:
 
 def story_bundle(result):
     # A raw bundle: IPython's Markdown() would read a text that names a file ("." say) from disk.
+    if getattr(result, "token_lists", None):  # --show-probs: the shaded tokens (HTML, no script)
+        return {"text/html": result.html(), "text/plain": as_text(result)}
     return {"text/markdown": result.markdown(), "text/plain": as_text(result)}
 
 
@@ -569,3 +571,56 @@ class BatchView(LiveView):
             self.surface.show(batch_bundle(result))
         else:
             print(batch_bundle(result)["text/plain"])
+
+
+# -- %creative similar ---------------------------------------------------------------------------
+
+SIMILAR_THUMBNAIL = 128
+
+
+def similar_bundle(ranked):
+    """The ranked items as one strip: a thumbnail (images) or the start of the text, each with its score."""
+    import base64
+    import io
+    import os
+
+    from .results import escape_html
+
+    cells, lines = [], []
+    for score, item in ranked:
+        label = os.path.basename(item) if isinstance(item, str) else repr(item)
+        image = _first_image(item)
+        if image is not None:
+            thumb = image.copy()
+            thumb.thumbnail((SIMILAR_THUMBNAIL, SIMILAR_THUMBNAIL))
+            buffer = io.BytesIO()
+            thumb.save(buffer, format="PNG")
+            body = f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode("ascii")}" alt="{escape_html(label)}">'
+        else:
+            text = _text_of(item)
+            body = f'<div style="width: {SIMILAR_THUMBNAIL}px; font-size: smaller">{escape_html(text[:160])}{"..." if len(text) > 160 else ""}</div>'
+        cells.append(
+            f'<figure style="display: inline-block; margin: 4px; vertical-align: top" title="{escape_html(label)}">{body}'
+            f'<figcaption style="text-align: center">{score:.3f}</figcaption></figure>'
+        )
+        lines.append(f"{score:.3f}  {label}")
+    return {"text/html": '<div style="white-space: nowrap; overflow-x: auto">' + "".join(cells) + "</div>", "text/plain": "\n".join(lines)}
+
+
+def _first_image(item):
+    if isinstance(item, str):
+        if item.lower().endswith(".txt"):
+            return None
+        from PIL import Image
+
+        with Image.open(item) as image:
+            return image.convert("RGB")
+    images = getattr(item, "images", None)
+    return images[0] if images else None
+
+
+def _text_of(item):
+    if isinstance(item, str):
+        with open(item, encoding="utf-8", errors="replace") as source:
+            return source.read()
+    return getattr(item, "text", "") or ""

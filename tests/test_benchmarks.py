@@ -29,7 +29,7 @@ def table_rows(stdout):
 
 def test_every_benchmark_has_a_quick_mode_and_a_result_line():
     run_all = load_run_all()
-    assert list(run_all.BENCHMARKS) == ["load", "cache", "offline", "memory", "story", "paint", "paint-canvas", "stylize", "feedforward", "compose", "finetune", "remote", "midi", "compose-long", "batch"]
+    assert list(run_all.BENCHMARKS) == ["load", "cache", "offline", "memory", "story", "paint", "paint-canvas", "stylize", "feedforward", "compose", "finetune", "remote", "midi", "compose-long", "batch", "show-probs"]
     for script, _ in run_all.BENCHMARKS.values():
         source = (BENCHMARKS / script).read_text(encoding="utf-8")
         assert "--quick" in source and "emit_result(" in source, script

@@ -236,6 +236,13 @@ CASES = [
     ("paint-gguf-file", "paint", "%%paint -m {files}/half.gguf\na fox", "a GGUF file holds a text model"),
     ("story-prompt-on-the-line-and-in-the-body", "story", "%%story -m gpt2 Once upon\na time", "after the flags or in the cell body, not both"),
     ("story-line-form-without-a-prompt", "story", "%story -m gpt2 --max-new-tokens 5", "the prompt is empty"),
+    # %story continue / again, %%story --chat, --show-probs (W2 7/9; "no story yet" needs a fresh session: tests/test_cowriting.py)
+    ("story-continue-not-a-story", "story", "%story continue number", "'number' holds a int, not a story (StoryResult) or a Chat"),
+    ("story-again-unknown-name", "story", "%story again nothing_here", "no variable named 'nothing_here'"),
+    ("story-continue-two-names", "story", "%story continue number content", "takes one NAME"),
+    ("story-chat-with-a-base-model", "story", "%%story --chat talk -m gpt2\nHi", "--chat needs an instruct model"),
+    ("story-chat-name-not-a-chat", "story", "%%story --chat number -m smollm2\nHi", "'number' holds a int, not a Chat"),
+    ("story-show-probs-remote", "story", "%%story -m openai:gpt-4o-mini --show-probs\nHi", "gives no logprobs here"),
     # %%paint: values, images, files, URLs, recipes, models
     ("paint-size-below-64", "paint", "%%paint --width 16\na fox", "--width must be a multiple of 8"),
     ("paint-steps-0", "paint", "%%paint --steps 0\na fox", "--steps must be a whole number from 1 to 500, not 0"),
@@ -351,6 +358,10 @@ CASES = [
     ("creative-workers-bad-argument", "creative", "%creative workers everywhere", "usage: %creative workers [stop]"),
     ("creative-canvas-too-small", "creative", "%creative canvas --width 5", "canvas width must be a whole number from 32 to 2048"),
     ("creative-panel-extra-word", "creative", "%creative panel now", "usage: %creative panel"),
+    ("creative-similar-no-query", "creative", "%creative similar", "usage: %creative similar"),
+    ("creative-similar-k-not-a-number", "creative", "%creative similar red -k many", "-k must be a whole number >= 1"),
+    ("creative-similar-no-such-folder", "creative", "%creative similar red --folder {files}/nowhere", "no such folder"),
+    ("creative-similar-folder-without-works", "creative", "%creative similar red --folder {files}/no-texts", "holds no images"),
     # %config CreativeMagics: refused values
     ("config-device", "config:story", "%config CreativeMagics.device = 'gpu'", "device must be auto, cpu, cuda, cuda:N or mps"),
     ("config-budget-below-0", "config:story", "%config CreativeMagics.memory_budget_gb = -1", "memory_budget_gb must be >= 0"),

@@ -229,3 +229,36 @@ def test_ctrl_c_mid_stream_keeps_the_text_so_far_and_closes_the_stream(served, m
     # and the next call works (its text need not continue this one: the server may still be finishing the
     # abandoned generation, which draws from the same random generator)
     assert story("tiny-chat", seed=2, max_new_tokens=8).text
+
+
+# -- W2 7/9: a chat and --enhance on a remote model --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CHAT)
+def test_a_chat_on_a_remote_model_sends_every_turn(served, name):
+    chat = creative_magics.Chat(system="You answer briefly.")
+    first = creative_magics.chat(chat, "Name a colour.", model=ref(name), seed=3, max_new_tokens=12)
+    second = creative_magics.chat(chat, "And another one?", seed=4, max_new_tokens=12)
+    client = openai.OpenAI(base_url=served.url, api_key="no-key", max_retries=0)
+    messages = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Name a colour."},
+                {"role": "assistant", "content": first.text}, {"role": "user", "content": "And another one?"}]
+    answer = client.chat.completions.create(model=SERVED[name].folder(), messages=messages, temperature=0.8, top_p=0.95, max_tokens=12, seed=4)
+    assert second.text == answer.choices[0].message.content
+    assert chat.messages[-1] == {"role": "assistant", "content": second.text} and chat.model == ref(name)
+    assert creative_magics.story(recipe=second.recipe).text == second.text
+
+
+@pytest.mark.parametrize("name", CHAT)
+def test_enhance_with_a_remote_story_model(served, name, ip, run):
+    from creative_magics import api
+
+    ip.run_line_magic("config", f"CreativeMagics.story_defaults = {{'model': {ref(name)!r}}}")
+    assert run("%%paint --enhance --steps 1 --seed 2 -o enhanced\na red fox").ok
+    recipe = ip.user_ns["enhanced"].recipe
+    client = openai.OpenAI(base_url=served.url, api_key="no-key", max_retries=0)
+    answer = client.chat.completions.create(
+        model=SERVED[name].folder(), messages=[{"role": "user", "content": api.ENHANCE_REQUEST.format(prompt="a red fox")}],
+        temperature=0, max_tokens=api.ENHANCE_TOKENS,
+    )
+    expected = api.clean_enhanced(answer.choices[0].message.content) or "a red fox"
+    assert recipe["short_prompt"] == "a red fox" and recipe["enhanced_by"] == ref(name) and recipe["prompt"] == expected

@@ -111,6 +111,7 @@ class _Collector:
         self.on_text = on_text
         self.shown_prompt = shown_prompt
         self.prompt_seen = False
+        self.before = []  # a continuation: the story's tokens written before this call
         self.last_report = 0.0
         eos = tokenizer.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [eos]) - {None}
@@ -132,7 +133,7 @@ class _Collector:
         pass
 
     def texts(self):
-        return [self.tokenizer.decode(tokens, skip_special_tokens=True) for tokens in self.tokens]
+        return [self.tokenizer.decode(self.before + tokens, skip_special_tokens=True) for tokens in self.tokens]
 
     def report(self):
         self.last_report = time.monotonic()
@@ -160,31 +161,115 @@ def write(text_model, prompt, values, sources=None, model_name="", on_text=None)
     prompt = prompt.strip("\n")
     if not prompt.strip():
         raise CreativeError("the prompt is empty: write it in the cell body")
-    model, tokenizer = text_model.model, text_model.tokenizer
-    values, sources = defaults.fill(values, sources, ("model", model_defaults(model)), ("default", HOUSE_DEFAULTS))
-    values.update(n=int(values.get("n") or 1), greedy=bool(values.get("greedy")), stop=stop_strings(values.get("stop")))
-    check(values)
-    seed = seeds.choose(values.get("seed"))
+    values, sources = _filled(text_model.model, values, sources)
     system = values.get("system") or None
 
     # 2. the tokens, within the model's context
     inputs = encode(text_model, prompt, system)
-    prompt_tokens = inputs["input_ids"].shape[1]
-    check_context(model, prompt_tokens, values["max_new_tokens"])
-
-    # 3. generate, streamed; Ctrl-C keeps what was written
-    kwargs = generate_kwargs(values, tokenizer)
     shown_prompt = "" if text_model.is_chat else prompt
-    stream = on_text if values.get("stream", True) is not False else None
-    texts, interrupted = _generate(model, tokenizer, inputs, kwargs, values, seed, stream, shown_prompt)
 
-    # 4. the recipe
+    # 3-4. generate (streamed; Ctrl-C keeps what was written), the recipe
+    return _run(text_model, inputs, values, sources, model_name, on_text, shown_prompt, prompt, {"system": system})
+
+
+def write_more(text_model, story, values, sources=None, model_name="", on_text=None):
+    """%story continue: `story` (a StoryResult made here by a local model) written on from where it stopped.
+
+    The context is the story's own tokens (base models: prompt and text; instruct models: the chat turn
+    and the reply so far), so greedy decoding gives what one longer `generate` would have. The result is
+    one text, the old and the new together; its recipe holds the story's recipe under "continues".
+    """
+    import torch
+
+    ids = _ids_to_continue(story)
+    values, sources = _filled(text_model.model, values, sources)
+    values["n"] = 1
+    inputs = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    more = {"system": story.recipe.get("system"), "continues": story.recipe}
+    return _run(text_model, inputs, values, sources, model_name, on_text, story.shown_prompt, story.prompt, more,
+                prompt_tokens=story.prompt_tokens)
+
+
+def reply(text_model, messages, system, values, sources=None, model_name="", on_text=None, on_note=None):
+    """%%story --chat: the model's reply to `messages` (user and assistant turns, the last one the user's)
+    after `system`. When they would overflow the model's context, the oldest turns are left out (the
+    system message and the latest turn always stay) and on_note says so in one line."""
+    if not text_model.is_chat:
+        raise CreativeError(
+            f"--chat needs an instruct model (one with a chat template); {model_name or 'this model'} is a base model that "
+            "continues text: use an instruct model, e.g. -m smollm2"
+        )
+    values, sources = _filled(text_model.model, values, sources)
+    values["n"] = 1
+    sent, left_out = fit_chat(text_model, messages, system, values["max_new_tokens"])
+    if left_out and on_note is not None:
+        on_note(
+            f"The chat is longer than {model_name or 'the model'}'s context: its oldest {left_out} message"
+            f"{'s are' if left_out > 1 else ' is'} left out of this reply (the system message is kept)."
+        )
+    inputs = chat_inputs(text_model.tokenizer, sent, system)
+    more = {"system": system, "messages": [dict(m) for m in sent]}
+    if left_out:
+        more["left_out"] = left_out
+    return _run(text_model, inputs, values, sources, model_name, on_text, "", sent[-1]["content"], more)
+
+
+def chat_inputs(tokenizer, messages, system):
+    """The token ids of `messages` after `system`, as the chat template lays them out, ready for the reply."""
+    full = ([{"role": "system", "content": system}] if system else []) + [{"role": m["role"], "content": m["content"]} for m in messages]
+    return dict(tokenizer.apply_chat_template(full, add_generation_prompt=True, return_tensors="pt", return_dict=True))
+
+
+def fit_chat(text_model, messages, system, max_new_tokens):
+    """(the messages to send, how many of the oldest were left out) so that they and the reply fit the
+    model's context; a conversation is cut before a user turn, and the latest turn always stays."""
+    context = context_length(text_model.model)
+    if not context:
+        return list(messages), 0
+    starts = [i for i, m in enumerate(messages) if m["role"] == "user"] or [0]
+    for start in starts:
+        sent = list(messages[start:])
+        if chat_inputs(text_model.tokenizer, sent, system)["input_ids"].shape[1] + max_new_tokens <= context:
+            return sent, start
+    return list(messages[starts[-1]:]), starts[-1]  # the latest turn alone: check_context says what to do
+
+
+def _filled(model, values, sources):
+    """The values with the model's own defaults and the house's filled in, checked."""
+    values, sources = defaults.fill(values, sources, ("model", model_defaults(model)), ("default", HOUSE_DEFAULTS))
+    values.update(n=int(values.get("n") or 1), greedy=bool(values.get("greedy")), stop=stop_strings(values.get("stop")))
+    check(values)
+    return values, sources
+
+
+def _ids_to_continue(story):
+    """The token ids of the story's first sample, prompt included, without a closing end-of-text token."""
+    if not getattr(story, "ids", None):
+        raise CreativeError("this story has no tokens to continue from (it was written by a remote model): %story continue needs a local model's story")
+    return list(story.ids[0])
+
+
+def _run(text_model, inputs, values, sources, model_name, on_text, shown_prompt, prompt, more, prompt_tokens=None):
+    """Steps 3-4 of every local call: generate from `inputs`, then the result and its recipe. `prompt_tokens`
+    is where the story's text starts (a continuation's context holds text already written)."""
+    model, tokenizer = text_model.model, text_model.tokenizer
+    seed = seeds.choose(values.get("seed"))
+    context_tokens = inputs["input_ids"].shape[1]
+    check_context(model, context_tokens, values["max_new_tokens"])
+    kwargs = generate_kwargs(values, tokenizer)
+    stream = on_text if values.get("stream", True) is not False else None
+    start = context_tokens if prompt_tokens is None else prompt_tokens
+    run = _generate(model, tokenizer, inputs, kwargs, values, seed, stream, shown_prompt, start, bool(values.get("show_probs")))
     values["greedy"] = not kwargs["do_sample"]
     recorded = [name for name in RECORDED if kwargs["do_sample"] or name not in SAMPLING]
     fast = ["compile"] if values.get("compile") else []  # --compile: the recipe re-runs on the compiled copy
     used, used_sources = used_values(values, sources, recorded + ["n", "greedy", "stop"] + fast)
-    recipe = make_recipe("story", model_name, seed, prompt, used, used_sources, interrupted, system=system)
-    return StoryResult(texts=texts, recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
+    system = more.pop("system", None)
+    recipe = make_recipe("story", model_name, seed, prompt, used, used_sources, run.interrupted, system=system, **more)
+    return StoryResult(
+        texts=run.texts, recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=run.interrupted, ids=run.ids,
+        prompt_tokens=start, token_lists=run.tokens,
+    )
 
 
 def check_context(model, prompt_tokens, max_new_tokens):
@@ -198,25 +283,96 @@ def check_context(model, prompt_tokens, max_new_tokens):
         )
 
 
-def _generate(model, tokenizer, inputs, kwargs, values, seed, on_text, shown_prompt):
-    """(texts, interrupted): `model.generate` with a streamer that keeps each sample's tokens."""
+class _Run:
+    """What one `generate` gave: the texts, each sample's token ids (context included), and with
+    --show-probs each token's probability and top alternatives."""
+
+    def __init__(self, texts, interrupted, ids, tokens):
+        self.texts, self.interrupted, self.ids, self.tokens = texts, interrupted, ids, tokens
+
+
+TOP_ALTERNATIVES = 5
+
+
+def _generate(model, tokenizer, inputs, kwargs, values, seed, on_text, shown_prompt, start, show_probs=False):
+    """A _Run of `model.generate` with a streamer that keeps each sample's tokens. The text of a sample is
+    its tokens from `start` on (a continuation's context already holds some of it)."""
     import torch
 
     inputs = {k: v.to(model.device) for k, v in inputs.items()}
+    context = inputs["input_ids"].shape[1]
     collector = _Collector(tokenizer, values["n"], on_text, shown_prompt)
+    if start < context:
+        collector.before = inputs["input_ids"][0, start:].tolist()
     collector.eos = set(_as_list(add_eos_ids(model, tokenizer))) - {None}
     output = None
+    extra = {"return_dict_in_generate": True, "output_logits": True} if show_probs else {}
     try:
         torch.manual_seed(seed)
         with torch.inference_mode():
-            output = model.generate(**inputs, **kwargs, streamer=collector)
+            output = model.generate(**inputs, **kwargs, **extra, streamer=collector)
     except KeyboardInterrupt:
         pass
+    head = inputs["input_ids"][0].tolist()
+    logits = None
     if output is not None:
-        texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        sequences = output.sequences if show_probs else output
+        new = [_until_eos(row[context:].tolist(), collector.eos) for row in sequences]
+        logits = output.logits if show_probs else None
     else:
-        texts = collector.texts()
-    return [cut_at_stops(text, values["stop"]) for text in texts], output is None
+        new = [list(tokens) for tokens in collector.tokens]
+        new = [_until_eos(tokens, collector.eos) for tokens in new]
+    ids = [head + tokens for tokens in new]
+    texts = [tokenizer.decode(row[start:], skip_special_tokens=True) for row in ids]
+    texts = [cut_at_stops(text, values["stop"]) for text in texts]
+    tokens = None
+    if show_probs and logits is not None:
+        tokens = [_token_probs(tokenizer, new[i], [step[i] for step in logits[: len(new[i])]]) for i in range(len(new))]
+    return _Run(texts, output is None, ids, tokens)
+
+
+def _until_eos(tokens, eos):
+    for index, token in enumerate(tokens):
+        if token in eos:
+            return tokens[:index]
+    return tokens
+
+
+def _token_probs(tokenizer, tokens, logits):
+    """[(text, prob, [(alternative, prob), ...])] of each new token: its probability under the model (softmax
+    of the raw logits, before temperature or top-k) and the TOP_ALTERNATIVES most likely tokens there."""
+    import torch
+
+    out = []
+    if not tokens:
+        return out
+    probs = torch.softmax(torch.stack([step.float() for step in logits]), dim=-1)
+    chosen = probs[torch.arange(len(tokens)), torch.tensor(tokens)].tolist()
+    top = torch.topk(probs, min(TOP_ALTERNATIVES, probs.shape[-1]), dim=-1)
+    pieces = _pieces(tokenizer, tokens)
+    names = {}
+    for index, token in enumerate(tokens):
+        alternatives = []
+        for alt, p in zip(top.indices[index].tolist(), top.values[index].tolist()):
+            if alt not in names:
+                names[alt] = tokenizer.decode([alt], skip_special_tokens=False)
+            alternatives.append((names[alt], p))
+        out.append((pieces[index], chosen[index], alternatives))
+    return out
+
+
+def _pieces(tokenizer, tokens):
+    """The text each token adds (decoded in context, so characters split over several tokens come out whole on
+    the last of them); the pieces add up to the decoded text."""
+    pieces, before = [], ""
+    for index in range(len(tokens)):
+        text = tokenizer.decode(tokens[: index + 1], skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # a character not yet complete
+            pieces.append("")
+            continue
+        pieces.append(text[len(before):] if text.startswith(before) else text)
+        before = text
+    return pieces
 
 
 def _as_list(value):
@@ -274,14 +430,15 @@ class _RemoteSamples:
         return all(self.stopped[slot] for slot in slots if slot < len(self.stopped))
 
 
-def write_remote(connection, prompt, values, sources=None, model_name="", on_text=None, on_note=None):
+def write_remote(connection, prompt, values, sources=None, model_name="", on_text=None, on_note=None, messages=None):
     """Generate from `prompt` on a remote server (`connection`, see remote.Connection) with merged values
     that the server can use (tasks.usable); returns a StoryResult whose recipe names the endpoint and model.
 
     chat/completions (the prompt as the user's turn after --system) or completions (the text continues),
     streamed into on_text. A server that gives fewer samples per request than -n asks for (Ollama and
     `transformers serve` give one) is asked again, with seed + 1, ... for the others, and on_note says so.
-    Ctrl-C keeps the text so far and closes the stream.
+    Ctrl-C keeps the text so far and closes the stream. `messages` (a chat's turns, the last the user's)
+    are sent instead of the prompt as one turn.
     """
     # 1. the prompt and the values: the house's where nothing else gave one
     prompt = prompt.strip("\n")
@@ -298,6 +455,8 @@ def write_remote(connection, prompt, values, sources=None, model_name="", on_tex
     api = values["api"]
     if system and api == "completions":
         raise CreativeError("--system needs chat/completions (--api chat); completions continue the text as it is")
+    if messages is not None and api == "completions":
+        raise CreativeError("--chat needs chat/completions (--api chat); completions continue a text, they hold no conversation")
     fields, beyond = remote_request(values, point.extra_params)
     stream = values.get("stream", True) is not False
     shown_prompt = prompt if api == "completions" else ""
@@ -308,7 +467,7 @@ def write_remote(connection, prompt, values, sources=None, model_name="", on_tex
     try:
         while filled < values["n"]:
             want = values["n"] - filled
-            got = _remote_request(connection, api, prompt, system, fields, beyond, want, seed + filled, stream, samples, filled)
+            got = _remote_request(connection, api, prompt, system, fields, beyond, want, seed + filled, stream, samples, filled, messages)
             requests += 1
             if got == 0:
                 raise CreativeError(connection.malformed(api, "no choices"))
@@ -331,6 +490,7 @@ def write_remote(connection, prompt, values, sources=None, model_name="", on_tex
         "seed": seed,
         "prompt": prompt,
         "system": system,
+        **({"messages": [dict(m) for m in messages]} if messages is not None else {}),
         "params": used,
         "sources": used_sources,
     }
@@ -339,7 +499,7 @@ def write_remote(connection, prompt, values, sources=None, model_name="", on_tex
     return StoryResult(texts=list(samples.texts), recipe=recipe, prompt=prompt, shown_prompt=shown_prompt, interrupted=interrupted)
 
 
-def _remote_request(connection, api, prompt, system, fields, beyond, n, seed, stream, samples, first_slot):
+def _remote_request(connection, api, prompt, system, fields, beyond, n, seed, stream, samples, first_slot, messages=None):
     """One request for `n` samples into samples[first_slot:]; returns how many choices the server gave."""
     body = dict(fields, seed=seed, model=connection.model, stream=stream)
     if n > 1:
@@ -347,7 +507,8 @@ def _remote_request(connection, api, prompt, system, fields, beyond, n, seed, st
     if beyond:
         body["extra_body"] = dict(beyond)
     if api == "chat":
-        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        turns = messages if messages is not None else [{"role": "user", "content": prompt}]
+        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [dict(m) for m in turns]
         send = lambda client, auth: client.chat.completions.create(**body, **auth)
         what = "chat/completions"
     else:

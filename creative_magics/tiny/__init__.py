@@ -71,6 +71,12 @@ def _midi(dest):
     midi.build(dest)
 
 
+def _clip(dest):
+    from . import clip
+
+    clip.build(dest)
+
+
 # Each builder imports its module (and torch) only when it runs.
 BUILDERS = {
     "tiny-gpt2": lambda dest: _text(dest, chat=False),
@@ -91,6 +97,7 @@ BUILDERS = {
     "tiny-musicgen": _music,
     "tiny-musicgen-melody": _music_melody,  # %%compose --melody
     "tiny-amt": _midi,  # %%compose --midi
+    "tiny-clip": _clip,  # %creative similar: a CLIP whose embeddings are set by hand (colours)
 }
 
 _lock = threading.Lock()
