@@ -324,6 +324,21 @@ def test_a_lora_equals_diffusers_load_lora_weights_and_set_adapters(ip):
     assert same(ours.image, theirs)
 
 
+def test_the_same_loras_at_the_same_weights_set_nothing_again_and_a_new_weight_applies(ip, monkeypatch):
+    """A warm call with the LoRAs of the last call skips set_adapters (it walks every layer); a new weight sets them."""
+    first = creative_magics.paint("a fox", model="sd15", steps=2, seed=3, lora="lcm-lora-sd15:0.7")
+    pipe = [e for e in session.current().cache.entries() if e.task == "paint"][0].obj
+    calls = []
+    real = pipe.set_adapters
+    monkeypatch.setattr(pipe, "set_adapters", lambda *a, **k: (calls.append((a, k)), real(*a, **k))[1])
+    again = creative_magics.paint("a fox", model="sd15", steps=2, seed=3, lora="lcm-lora-sd15:0.7")
+    assert calls == [] and same(again.image, first.image)
+    other = creative_magics.paint("a fox", model="sd15", steps=2, seed=3, lora="lcm-lora-sd15:0.2")
+    assert len(calls) == 1 and not same(other.image, first.image)
+    back = creative_magics.paint("a fox", model="sd15", steps=2, seed=3, lora="lcm-lora-sd15:0.7")
+    assert len(calls) == 2 and same(back.image, first.image)
+
+
 def test_switching_loras_never_reloads_the_base(ip, monkeypatch, tmp_path):
     import shutil
 

@@ -373,6 +373,7 @@ def check_controlnet(pipe, controlnet, name, model_name):
 # -- LoRAs, set per call ----------------------------------------------------------------------
 
 _loras = weakref.WeakKeyDictionary()  # cached pipeline -> {adapter name: (folder, weight file)} loaded into it
+_active_loras = weakref.WeakKeyDictionary()  # cached pipeline -> [(adapter, weight)] set by the last call (set_adapters is skipped when equal)
 
 
 def adapter_name(name):
@@ -394,6 +395,7 @@ def set_loras(pipe, loras, model_name=""):
     for name, folder, weight_name, weight in loras:
         wanted.setdefault(adapter_name(name), (name, (folder, weight_name), weight))
     stale = [adapter for adapter, where in loaded.items() if adapter not in wanted or wanted[adapter][1] != where]
+    active = [(adapter, weight) for adapter, (_, _, weight) in wanted.items()]
     if stale and len(stale) == len(loaded):
         _quietly(pipe.unload_lora_weights)
         loaded.clear()
@@ -402,14 +404,21 @@ def set_loras(pipe, loras, model_name=""):
         for adapter in stale:
             del loaded[adapter]
     if not wanted:
+        _active_loras.pop(pipe, None)
         return
     if not hasattr(pipe, "load_lora_weights"):
         raise CreativeError(f"{model_name or 'this model'} takes no LoRA (its diffusers pipeline cannot load one)")
+    changed = bool(stale)
     for adapter, (name, (folder, weight_name), _) in wanted.items():
         if adapter not in loaded:
+            _active_loras.pop(pipe, None)
             _load_lora(pipe, adapter, name, folder, weight_name, model_name)
             loaded[adapter] = (folder, weight_name)
-    _quietly(pipe.set_adapters, list(wanted), adapter_weights=[weight for _, _, weight in wanted.values()])
+            changed = True
+    if changed or _active_loras.get(pipe) != active:  # the same LoRAs at the same weights as the last call: nothing to set
+        _active_loras.pop(pipe, None)
+        _quietly(pipe.set_adapters, list(wanted), adapter_weights=[weight for _, _, weight in wanted.values()])
+        _active_loras[pipe] = active
 
 
 def _load_lora(pipe, adapter, name, folder, weight_name, model_name):
