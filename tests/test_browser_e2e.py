@@ -536,6 +536,11 @@ def test_panel_canvas_and_magics_in_jupyterlab(tmp_path):
             sweep_button.wait_for()
             shot(panel_view, "panel-image")
             count = len(kernel_json(client, STATE)["results"])
+            # values this image-to-image call can take: the suggestion starts at the slider's 1 step (SD-Turbo's),
+            # which its strength of 0.5 leaves no denoising step: a one-line error, tested in tests/test_paint.py
+            panel_view.locator("input[placeholder^='values']").fill("2, 3")
+            kernel_until(client, "import json\nfrom creative_magics.widgets import panel as _p\nprint(json.dumps(_p._opened.sweep_values.value))",
+                         lambda v: v == "2, 3", "the typed sweep values")
             sweep_button.click()
             swept = kernel_until(
                 client, SWEPT, lambda s: s["results"] == count + 1 and s["cells"] >= 2, "the panel's sweep"

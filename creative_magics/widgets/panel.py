@@ -222,14 +222,16 @@ class Panel(widgets.VBox):
         return widgets.HBox([self.sweep_name, self.sweep_values, self.sweep_button])
 
     def _suggest_sweep(self, force=False):
-        """Three values around the slider's: half, itself and half again, within its range (not over values typed in)."""
+        """Three values from the slider's, within its range (not over values typed in): half, itself and half again
+        for a number; itself, half again and twice for a whole number (steps, pixels), since fewer steps can leave an
+        image-to-image call no denoising step at all."""
         name = self.sweep_name.value
         widget = self.controls["paint"].get(name)
         if widget is None or not (force or self.sweep_values.value in ("", self._suggested)):
             return
         value, step = widget.value, widget.step or 1
         picked = []
-        for factor in (0.5, 1.0, 1.5):
+        for factor in (1.0, 1.5, 2.0) if isinstance(widget, widgets.IntSlider) else (0.5, 1.0, 1.5):
             near = min(widget.max, max(widget.min, round(value * factor / step) * step))
             near = int(near) if isinstance(widget, widgets.IntSlider) else float(f"{near:.6g}")
             if near not in picked:
