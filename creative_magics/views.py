@@ -150,6 +150,7 @@ class LiveView:
     """The part every view shares: a live slot made on the first update, emptied when done or failed."""
 
     EMPTY = {"text/plain": "", "text/html": ""}  # the live slot before and after: what nbval sees of it
+    bar = None  # a tqdm bar, where there is no rich display (a terminal)
 
     def __init__(self, surface=None):
         self.surface = surface or default_surface()
@@ -161,8 +162,14 @@ class LiveView:
             self._live = self.surface.slot(self.EMPTY)
         self._live(bundle)
 
+    def _close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
     def close(self):
-        """Empty the live part (after the result is shown, or when the call failed)."""
+        """Close the terminal bar and empty the live part (after the result is shown, or when the call failed)."""
+        self._close_bar()
         if self._live is not None:
             self._live(self.EMPTY)
             self._live = None
@@ -312,15 +319,6 @@ class ImageView(LiveView):
         line = tqdm.format_meter(step, total, now - (self.started or now), ncols=80, prefix=self.label, unit="step", postfix=self.postfix)
         self.live({"text/plain": line, "text/html": f"<pre style='margin:0'>{html.escape(line, quote=False)}</pre>{self.preview_html}"})
 
-    def _close_bar(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def close(self):
-        self._close_bar()
-        super().close()
-
     def finish(self, result):
         self.close()
         for note in result.notes:
@@ -429,12 +427,6 @@ class FinetuneView(LiveView):
             self.bar.set_postfix(loss=f"{partial.losses[-1]:.3f}", refresh=False)
         self.bar.update(partial.steps - self.bar.n)
 
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        super().close()
-
     def finish(self, result):
         self.close()
         if self.rich:
@@ -489,12 +481,6 @@ class AudioView(LiveView):
             self.bar = tqdm(total=total, desc="composing", file=sys.stderr, leave=False, bar_format=COMPOSE_BAR_FORMAT)
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        super().close()
 
     def finish(self, result):
         self.close()
@@ -558,12 +544,6 @@ class BatchView(LiveView):
             return
         line = tqdm.format_meter(done, total, elapsed, ncols=80, prefix=self.label, unit="item")
         self.live({"text/plain": line, "text/html": f"<pre style='margin:0'>{html.escape(line, quote=False)}</pre>"})
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        super().close()
 
     def finish(self, result):
         self.close()
